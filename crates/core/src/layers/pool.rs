@@ -1,0 +1,386 @@
+//! Pooling with PyTorch's geometry: `MaxPool2d`, `AvgPool2d`, `AdaptiveAvgPool2d`.
+//!
+//! candle's pooling kernels know neither padding nor `ceil_mode`. Both layers here compute
+//! PyTorch's output size (`pooling_output_shape` in ATen's `Pool.h`), pad the input so
+//! that candle's floor-mode kernel produces exactly those windows, and, for average pooling,
+//! rescale each output by the divisor PyTorch would have used.
+
+use candle_core::{D, Result, Tensor};
+use candle_nn::ModuleT;
+
+/// Pooling geometry along one spatial axis.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Axis {
+    kernel: usize,
+    stride: usize,
+    padding: usize,
+}
+
+/// Where the windows of one axis fall for one input length.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Windows {
+    /// Number of windows (output length).
+    out: usize,
+    /// Padding to add before the input.
+    left: usize,
+    /// Padding to add after the input (the `ceil_mode` overhang included), or, when
+    /// negative, trailing input elements no window reaches.
+    right: isize,
+}
+
+impl Axis {
+    fn new(kernel: usize, stride: usize, padding: usize) -> Result<Self> {
+        if kernel == 0 || stride == 0 {
+            candle_core::bail!("pooling: kernel ({kernel}) and stride ({stride}) must be positive")
+        }
+        // PyTorch: "pad should be at most half of effective kernel size".
+        if 2 * padding > kernel {
+            candle_core::bail!(
+                "pooling: padding {padding} is more than half the kernel size {kernel}"
+            )
+        }
+        Ok(Self {
+            kernel,
+            stride,
+            padding,
+        })
+    }
+
+    /// ATen's `pooling_output_shape_pad_lr`, including the rule that in `ceil_mode` the last
+    /// window must start inside the input or the left padding.
+    fn windows(&self, len: usize, ceil_mode: bool) -> Result<Windows> {
+        let Self {
+            kernel,
+            stride,
+            padding,
+        } = *self;
+        let span = len + 2 * padding;
+        if span < kernel {
+            candle_core::bail!(
+                "pooling: input of size {len} (padded {span}) is smaller than the kernel {kernel}"
+            )
+        }
+        let round_up = if ceil_mode { stride - 1 } else { 0 };
+        let mut out = (span - kernel + round_up) / stride + 1;
+        if ceil_mode && (out - 1) * stride >= len + padding {
+            out -= 1;
+        }
+        let covered = (out - 1) * stride + kernel;
+        Ok(Windows {
+            out,
+            left: padding,
+            right: covered as isize - (len + padding) as isize,
+        })
+    }
+
+    /// The divisor PyTorch's average pooling uses for each window along this axis.
+    fn divisors(&self, len: usize, w: Windows, count_include_pad: bool) -> Vec<usize> {
+        (0..w.out)
+            .map(|i| {
+                let start = (i * self.stride) as isize - self.padding as isize;
+                // The window is clipped to the padded input, never to the ceil overhang.
+                let end = (start + self.kernel as isize).min((len + self.padding) as isize);
+                if count_include_pad {
+                    (end - start) as usize
+                } else {
+                    (end.min(len as isize) - start.max(0)) as usize
+                }
+            })
+            .collect()
+    }
+}
+
+/// Pads (or trims) `x` along `dim` so that a floor-mode kernel produces `w.out` windows.
+fn pad_axis(x: &Tensor, dim: usize, w: Windows, fill: f64) -> Result<Tensor> {
+    let len = x.dim(dim)?;
+    let (x, right) = if w.right < 0 {
+        (x.narrow(dim, 0, len - w.right.unsigned_abs())?, 0)
+    } else {
+        (x.clone(), w.right as usize)
+    };
+    if w.left == 0 && right == 0 {
+        return Ok(x);
+    }
+    if fill == 0.0 {
+        return x.pad_with_zeros(dim, w.left, right);
+    }
+    let filler = |n: usize| -> Result<Tensor> {
+        let mut shape = x.dims().to_vec();
+        shape[dim] = n;
+        Tensor::full(fill, shape, x.device())?.to_dtype(x.dtype())
+    };
+    let mut parts = Vec::with_capacity(3);
+    if w.left > 0 {
+        parts.push(filler(w.left)?);
+    }
+    parts.push(x.clone());
+    if right > 0 {
+        parts.push(filler(right)?);
+    }
+    Tensor::cat(&parts, dim)
+}
+
+fn check_nchw(x: &Tensor, layer: &str) -> Result<(usize, usize)> {
+    match x.dims() {
+        [_, _, h, w] => Ok((*h, *w)),
+        dims => candle_core::bail!("{layer}: expected an [N, C, H, W] input, got {dims:?}"),
+    }
+}
+
+/// `torch.nn.MaxPool2d` (without dilation): padding is filled with `-inf`, and `ceil_mode`
+/// follows PyTorch's rule that the last window must start inside the input or the left
+/// padding.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MaxPool2d {
+    h: Axis,
+    w: Axis,
+    ceil_mode: bool,
+}
+
+impl MaxPool2d {
+    /// A square window with the given kernel, stride and padding.
+    pub fn new(kernel: usize, stride: usize, padding: usize) -> Result<Self> {
+        Self::rect((kernel, kernel), (stride, stride), (padding, padding))
+    }
+
+    /// A window with separate height and width parameters.
+    pub fn rect(
+        kernel: (usize, usize),
+        stride: (usize, usize),
+        padding: (usize, usize),
+    ) -> Result<Self> {
+        Ok(Self {
+            h: Axis::new(kernel.0, stride.0, padding.0)?,
+            w: Axis::new(kernel.1, stride.1, padding.1)?,
+            ceil_mode: false,
+        })
+    }
+
+    /// Rounds the output size up, as `ceil_mode=True` (GoogLeNet, Caffe-era models).
+    pub fn ceil_mode(mut self) -> Self {
+        self.ceil_mode = true;
+        self
+    }
+
+    /// Output height and width for an input of `h × w`.
+    pub fn output_size(&self, h: usize, w: usize) -> Result<(usize, usize)> {
+        Ok((
+            self.h.windows(h, self.ceil_mode)?.out,
+            self.w.windows(w, self.ceil_mode)?.out,
+        ))
+    }
+
+    /// Applies the pooling to an `[N, C, H, W]` tensor.
+    pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        let (h, w) = check_nchw(x, "MaxPool2d")?;
+        let wh = self.h.windows(h, self.ceil_mode)?;
+        let ww = self.w.windows(w, self.ceil_mode)?;
+        let x = pad_axis(x, 2, wh, f64::NEG_INFINITY)?;
+        let x = pad_axis(&x, 3, ww, f64::NEG_INFINITY)?;
+        x.max_pool2d_with_stride(
+            (self.h.kernel, self.w.kernel),
+            (self.h.stride, self.w.stride),
+        )
+    }
+}
+
+impl ModuleT for MaxPool2d {
+    fn forward_t(&self, x: &Tensor, _train: bool) -> Result<Tensor> {
+        self.forward(x)
+    }
+}
+
+/// `torch.nn.AvgPool2d`: zero padding, `ceil_mode`, and `count_include_pad` deciding whether
+/// padded positions count in each window's divisor.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AvgPool2d {
+    h: Axis,
+    w: Axis,
+    ceil_mode: bool,
+    count_include_pad: bool,
+}
+
+impl AvgPool2d {
+    /// A square window; `count_include_pad` is true, as in PyTorch.
+    pub fn new(kernel: usize, stride: usize, padding: usize) -> Result<Self> {
+        Self::rect((kernel, kernel), (stride, stride), (padding, padding))
+    }
+
+    /// A window with separate height and width parameters.
+    pub fn rect(
+        kernel: (usize, usize),
+        stride: (usize, usize),
+        padding: (usize, usize),
+    ) -> Result<Self> {
+        Ok(Self {
+            h: Axis::new(kernel.0, stride.0, padding.0)?,
+            w: Axis::new(kernel.1, stride.1, padding.1)?,
+            ceil_mode: false,
+            count_include_pad: true,
+        })
+    }
+
+    /// Rounds the output size up, as `ceil_mode=True`.
+    pub fn ceil_mode(mut self) -> Self {
+        self.ceil_mode = true;
+        self
+    }
+
+    /// Divides each window by the number of input elements it covers, as
+    /// `count_include_pad=False` (timm's Inception-v4 and Inception-ResNet-v2).
+    pub fn exclude_pad(mut self) -> Self {
+        self.count_include_pad = false;
+        self
+    }
+
+    /// Output height and width for an input of `h × w`.
+    pub fn output_size(&self, h: usize, w: usize) -> Result<(usize, usize)> {
+        Ok((
+            self.h.windows(h, self.ceil_mode)?.out,
+            self.w.windows(w, self.ceil_mode)?.out,
+        ))
+    }
+
+    /// Applies the pooling to an `[N, C, H, W]` tensor.
+    pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        let (h, w) = check_nchw(x, "AvgPool2d")?;
+        let wh = self.h.windows(h, self.ceil_mode)?;
+        let ww = self.w.windows(w, self.ceil_mode)?;
+        let padded = pad_axis(x, 2, wh, 0.0)?;
+        let padded = pad_axis(&padded, 3, ww, 0.0)?;
+        let mean = padded.avg_pool2d_with_stride(
+            (self.h.kernel, self.w.kernel),
+            (self.h.stride, self.w.stride),
+        )?;
+        // candle divides every window by kh·kw; PyTorch by the window's own divisor, which is
+        // separable into a height factor and a width factor.
+        let dh = self.h.divisors(h, wh, self.count_include_pad);
+        let dw = self.w.divisors(w, ww, self.count_include_pad);
+        let (kh, kw) = (self.h.kernel, self.w.kernel);
+        if dh.iter().all(|&d| d == kh) && dw.iter().all(|&d| d == kw) {
+            return Ok(mean);
+        }
+        let rescale: Vec<f32> = dh
+            .iter()
+            .flat_map(|&a| {
+                dw.iter()
+                    .map(move |&b| ((kh * kw) as f64 / (a * b) as f64) as f32)
+            })
+            .collect();
+        let rescale =
+            Tensor::from_vec(rescale, (1, 1, wh.out, ww.out), x.device())?.to_dtype(x.dtype())?;
+        mean.broadcast_mul(&rescale)
+    }
+}
+
+impl ModuleT for AvgPool2d {
+    fn forward_t(&self, x: &Tensor, _train: bool) -> Result<Tensor> {
+        self.forward(x)
+    }
+}
+
+/// `torch.nn.AdaptiveAvgPool2d` to any output size: bin `i` of `n` over a length `L` spans
+/// `[floor(i·L/n), ceil((i+1)·L/n))`, so bins overlap when `L` is not a multiple of `n`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AdaptiveAvgPool2d {
+    out_h: usize,
+    out_w: usize,
+}
+
+impl AdaptiveAvgPool2d {
+    /// Pools to `out_h × out_w`.
+    pub fn new(out_h: usize, out_w: usize) -> Result<Self> {
+        if out_h == 0 || out_w == 0 {
+            candle_core::bail!("AdaptiveAvgPool2d: output size must be positive")
+        }
+        Ok(Self { out_h, out_w })
+    }
+
+    /// Global average pooling, `AdaptiveAvgPool2d((1, 1))`.
+    pub const fn global() -> Self {
+        Self { out_h: 1, out_w: 1 }
+    }
+
+    /// The output size.
+    pub fn output_size(&self) -> (usize, usize) {
+        (self.out_h, self.out_w)
+    }
+
+    /// Applies the pooling to an `[N, C, H, W]` tensor.
+    pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        let (h, w) = check_nchw(x, "AdaptiveAvgPool2d")?;
+        let (oh, ow) = (self.out_h, self.out_w);
+        if (oh, ow) == (1, 1) {
+            return x.mean_keepdim(3)?.mean_keepdim(2);
+        }
+        if h % oh == 0 && w % ow == 0 {
+            return x.avg_pool2d_with_stride((h / oh, w / ow), (h / oh, w / ow));
+        }
+        // General case as two small matrix products: x · Pwᵀ, then Ph · (x · Pwᵀ), where each
+        // row of P averages one bin.
+        let pw = bin_matrix(w, ow, x)?; // [W, OW]
+        let ph = bin_matrix(h, oh, x)?.t()?; // [OH, H]
+        let (n, c) = (x.dim(0)?, x.dim(1)?);
+        let xw = x.reshape((n * c * h, w))?.matmul(&pw)?; // [N·C·H, OW]
+        let xw = xw.reshape((n * c, h, ow))?;
+        ph.unsqueeze(0)?
+            .broadcast_as((n * c, oh, h))?
+            .contiguous()?
+            .matmul(&xw)?
+            .reshape((n, c, oh, ow))
+    }
+}
+
+/// `[len, bins]` matrix whose column `j` averages PyTorch's adaptive bin `j`.
+fn bin_matrix(len: usize, bins: usize, like: &Tensor) -> Result<Tensor> {
+    let mut m = vec![0f32; len * bins];
+    for j in 0..bins {
+        let start = j * len / bins;
+        let end = ((j + 1) * len).div_ceil(bins);
+        let weight = 1.0 / (end - start) as f32;
+        for i in start..end {
+            m[i * bins + j] = weight;
+        }
+    }
+    Tensor::from_vec(m, (len, bins), like.device())?.to_dtype(like.dtype())
+}
+
+impl ModuleT for AdaptiveAvgPool2d {
+    fn forward_t(&self, x: &Tensor, _train: bool) -> Result<Tensor> {
+        self.forward(x)
+    }
+}
+
+/// Global average pooling to `[N, C]`, the head of every post-2014 classifier.
+pub fn global_avg_pool(x: &Tensor) -> Result<Tensor> {
+    x.flatten_from(2)?.mean(D::Minus1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ceil_mode_drops_a_window_that_would_start_in_the_padding() {
+        // L=5, k=2, s=3, p=1: ceil gives 3 windows, but the third would start at 6 ≥ 5+1.
+        let a = Axis::new(2, 3, 1).unwrap();
+        assert_eq!(a.windows(5, true).unwrap().out, 2);
+        assert_eq!(a.windows(5, false).unwrap().out, 2);
+        // GoogLeNet's 3×3/2 ceil pools: 112 → 56, 56 → 28, 28 → 14, 14 → 7.
+        let g = Axis::new(3, 2, 0).unwrap();
+        for (i, o) in [(112, 56), (56, 28), (28, 14), (14, 7)] {
+            assert_eq!(g.windows(i, true).unwrap().out, o);
+        }
+        // ResNet's stem pool 3×3/2 pad 1: 112 → 56.
+        assert_eq!(
+            Axis::new(3, 2, 1).unwrap().windows(112, false).unwrap().out,
+            56
+        );
+    }
+
+    #[test]
+    fn too_much_padding_is_refused() {
+        assert!(Axis::new(3, 1, 2).is_err());
+        assert!(MaxPool2d::new(2, 2, 2).is_err());
+    }
+}

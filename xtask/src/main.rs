@@ -1,0 +1,32 @@
+//! `cargo xtask <task>`: the project's tasks, each a thin layer over the library crates.
+
+use std::process::ExitCode;
+
+mod fixtures;
+
+const USAGE: &str = "\
+usage: cargo xtask <task> [args]
+
+tasks:
+  fixtures [ARCH...]   regenerate the parity fixtures with tests/parity/generate.py
+                       (needs a Python with torch, torchvision, timm: set PYTHON)
+";
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let result = match args.first().map(String::as_str) {
+        Some("fixtures") => fixtures::run(&args[1..]),
+        Some("-h" | "--help" | "help") | None => {
+            print!("{USAGE}");
+            return ExitCode::SUCCESS;
+        }
+        Some(other) => Err(anyhow::anyhow!("unknown task `{other}`\n\n{USAGE}")),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -51,7 +51,8 @@ pub enum Shortcut {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum BottleneckStride {
     /// On the 3×3 convolution (`conv2`): "ResNet v1.5", torchvision's and timm's placement,
-    /// about 0.5 % top-1 better than the paper's at a small cost in speed.
+    /// about 0.5 % top-1 better than the paper's at a small cost in speed (NVIDIA's
+    /// measurement for ResNet-50).
     Conv3x3,
     /// On the first 1×1 convolution (`conv1`), as in the paper and its Caffe models (v1).
     Conv1x1,

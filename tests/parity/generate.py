@@ -304,6 +304,10 @@ def smallnet() -> Reference:
 
 def load_family_modules() -> None:
     """Imports every `ref_*.py` beside this file: each registers a family's references."""
+    # Family modules `from generate import reference`. When this file runs as a script it is
+    # `__main__`; without this alias that import would load a second copy of it, and the
+    # references would be registered in that copy's registry instead of this one.
+    sys.modules.setdefault("generate", sys.modules[__name__])
     sys.path.insert(0, str(HERE))
     for path in sorted(HERE.glob("ref_*.py")):
         __import__(path.stem)

@@ -177,11 +177,33 @@ impl MaxPool2d {
         let ww = self.w.windows(w, self.ceil_mode)?;
         let x = pad_axis(x, 2, wh, f64::NEG_INFINITY)?;
         let x = pad_axis(&x, 3, ww, f64::NEG_INFINITY)?;
-        x.max_pool2d_with_stride(
-            (self.h.kernel, self.w.kernel),
-            (self.h.stride, self.w.stride),
-        )
+        if (self.h.kernel, self.w.kernel) == (self.h.stride, self.w.stride) {
+            return x.max_pool2d_with_stride(
+                (self.h.kernel, self.w.kernel),
+                (self.h.stride, self.w.stride),
+            );
+        }
+        // Overlapping windows (ResNet's and AlexNet's 3×3/2): candle's kernel has no backward
+        // pass for them, so take the maximum over the window offsets of strided views, rows
+        // then columns. The values are the kernel's; the gradient is the maximum's.
+        let rows = strided_max(&x, 2, self.h, wh.out)?;
+        strided_max(&rows, 3, self.w, ww.out)
     }
+}
+
+/// `max over k in 0..kernel of x[.., k + stride·i, ..]` for `i in 0..out`, along `dim` of an
+/// input padded to exactly cover the windows.
+fn strided_max(x: &Tensor, dim: usize, axis: Axis, out: usize) -> Result<Tensor> {
+    let view = |offset: usize| -> Result<Tensor> {
+        let (start, step) = (offset as u32, axis.stride as u32);
+        let index = Tensor::arange_step(start, start + step * out as u32, step, x.device())?;
+        x.index_select(&index, dim)
+    };
+    let mut max = view(0)?;
+    for offset in 1..axis.kernel {
+        max = max.maximum(&view(offset)?)?;
+    }
+    Ok(max)
 }
 
 impl ModuleT for MaxPool2d {
@@ -376,6 +398,40 @@ mod tests {
             Axis::new(3, 2, 1).unwrap().windows(112, false).unwrap().out,
             56
         );
+    }
+
+    #[test]
+    fn overlapping_max_pool_has_a_gradient() {
+        // ResNet's stem pool, 3×3/2 with padding 1, on distinct values: the gradient of the
+        // sum of the outputs counts, for each input, the windows whose maximum it is.
+        let (h, w) = (7, 6);
+        let data: Vec<f32> = (0..h * w).map(|i| ((i * 17) % 41) as f32).collect();
+        let x = candle_core::Var::from_vec(data.clone(), (1, 1, h, w), &candle_core::Device::Cpu)
+            .unwrap();
+        let pool = MaxPool2d::new(3, 2, 1).unwrap();
+        let y = pool.forward(x.as_tensor()).unwrap();
+        assert_eq!(y.dims(), &[1, 1, 4, 3]);
+        let grad = y.sum_all().unwrap().backward().unwrap();
+        let grad: Vec<f32> = grad
+            .get(&x)
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .to_vec1()
+            .unwrap();
+        let mut want = vec![0f32; h * w];
+        let out: Vec<f32> = y.flatten_all().unwrap().to_vec1().unwrap();
+        for (oi, oj) in (0..4usize).flat_map(|i| (0..3usize).map(move |j| (i, j))) {
+            let rows = (2 * oi).saturating_sub(1)..(2 * oi + 2).min(h);
+            let cols = (2 * oj).saturating_sub(1)..(2 * oj + 2).min(w);
+            let argmax = rows
+                .flat_map(|r| cols.clone().map(move |c| r * w + c))
+                .max_by(|&a, &b| data[a].total_cmp(&data[b]))
+                .unwrap();
+            assert_eq!(out[oi * 3 + oj], data[argmax]);
+            want[argmax] += 1.0;
+        }
+        assert_eq!(grad, want);
     }
 
     #[test]

@@ -1,0 +1,138 @@
+//! Real checkpoint files: a CIFAR ResNet-20 saved by PyTorch with
+//! `torch.save(model.state_dict())` and with `safetensors.torch.save_file`
+//! (tests/parity/checkpoints, written by `python tests/parity/ref_resnet.py`) loads into
+//! [`ResNet`] without renaming a key and gives PyTorch's logits; a file with one tensor
+//! missing or one too many is refused, naming it.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
+use candle_core::{DType, Device, Tensor};
+use candle_nn::{ModuleT, VarMap};
+use convnets_core::checkpoint::Checkpoint;
+use convnets_core::parity::Fixture;
+use convnets_resnet::weights::TORCHVISION;
+use convnets_resnet::{ResNet, ResNetConfig};
+use convnets_workspace_tests::root;
+
+fn checkpoint_file(ext: &str) -> PathBuf {
+    root()
+        .join("tests/parity/checkpoints")
+        .join(format!("resnet20_cifar.{ext}"))
+}
+
+/// The logits PyTorch computed with these weights, and the inputs it computed them for.
+fn expected() -> Result<Fixture> {
+    Ok(Fixture::load(checkpoint_file("json"))?)
+}
+
+fn load(path: &PathBuf) -> Result<ResNet> {
+    Ok(
+        Checkpoint::open(path)?.load(&TORCHVISION, DType::F32, &Device::Cpu, |vb| {
+            ResNet::new(&ResNetConfig::resnet20(), vb)
+        })?,
+    )
+}
+
+fn logits(model: &ResNet, fixture: &Fixture) -> Result<Tensor> {
+    Ok(model.forward_t(&fixture.input(DType::F32, &Device::Cpu)?, false)?)
+}
+
+#[test]
+fn a_torch_save_state_dict_loads_and_matches_pytorch() -> Result<()> {
+    let fixture = expected()?;
+    let model = load(&checkpoint_file("pth"))?;
+    let report = fixture.check(&logits(&model, &fixture)?)?;
+    eprintln!("resnet20 .pth: max abs err {:.2e}", report.max_abs_err);
+    Ok(())
+}
+
+#[test]
+fn a_safetensors_file_loads_and_matches_pytorch() -> Result<()> {
+    let fixture = expected()?;
+    let from_st = logits(&load(&checkpoint_file("safetensors"))?, &fixture)?;
+    let report = fixture.check(&from_st)?;
+    eprintln!(
+        "resnet20 .safetensors: max abs err {:.2e}",
+        report.max_abs_err
+    );
+    // The two files hold the same tensors: the same logits, bit for bit.
+    let from_pth = logits(&load(&checkpoint_file("pth"))?, &fixture)?;
+    let diff = (from_st - from_pth)?.abs()?.max_all()?.to_scalar::<f32>()?;
+    assert_eq!(diff, 0.0);
+    Ok(())
+}
+
+/// The safetensors file's tensors, edited by `edit`, written to a temporary file.
+fn edited_copy(name: &str, edit: impl FnOnce(&mut HashMap<String, Tensor>)) -> Result<PathBuf> {
+    let ckpt = Checkpoint::open(checkpoint_file("safetensors"))?;
+    let mut tensors = ckpt
+        .names()
+        .into_iter()
+        .map(|n| Ok((n.clone(), ckpt.tensor(&n)?)))
+        .collect::<Result<HashMap<_, _>>>()?;
+    edit(&mut tensors);
+    let path = std::env::temp_dir().join(format!(
+        "convnets-resnet-{}-{name}.safetensors",
+        std::process::id()
+    ));
+    candle_core::safetensors::save(&tensors, &path)?;
+    Ok(path)
+}
+
+#[test]
+fn a_missing_or_extra_tensor_is_refused_by_name() -> Result<()> {
+    let missing = edited_copy("missing", |t| {
+        t.remove("layer2.0.bn1.running_var");
+    })?;
+    let err = load(&missing).expect_err("a checkpoint without a running variance must fail");
+    std::fs::remove_file(&missing)?;
+    let msg = err.to_string();
+    assert!(
+        msg.contains("missing:     layer2.0.bn1.running_var"),
+        "{msg}"
+    );
+    assert!(msg.contains("1 missing, 0 unexpected"), "{msg}");
+
+    let extra = edited_copy("extra", |t| {
+        let w = t["layer3.2.conv2.weight"].clone();
+        t.insert("layer4.0.conv1.weight".into(), w);
+    })?;
+    let err = load(&extra).expect_err("a checkpoint with a foreign tensor must fail");
+    std::fs::remove_file(&extra)?;
+    let msg = err.to_string();
+    assert!(msg.contains("unexpected:  layer4.0.conv1.weight"), "{msg}");
+    assert!(msg.contains("0 missing, 1 unexpected"), "{msg}");
+    Ok(())
+}
+
+#[test]
+fn loaded_weights_train_and_save_back() -> Result<()> {
+    // Fine-tuning starts from the file: the loaded tensors are the VarMap's variables, and
+    // what `VarMap::save` writes loads back into the same model.
+    let fixture = expected()?;
+    let varmap = VarMap::new();
+    let model = Checkpoint::open(checkpoint_file("pth"))?.load_trainable(
+        &TORCHVISION,
+        &varmap,
+        DType::F32,
+        &Device::Cpu,
+        |vb| ResNet::new(&ResNetConfig::resnet20(), vb),
+    )?;
+    let before = logits(&model, &fixture)?;
+    fixture.check(&before)?;
+    let path = std::env::temp_dir().join(format!(
+        "convnets-resnet-{}-roundtrip.safetensors",
+        std::process::id()
+    ));
+    varmap.save(&path)?;
+    let reloaded = load(&path).context("reloading what VarMap::save wrote")?;
+    std::fs::remove_file(&path)?;
+    let diff = (logits(&reloaded, &fixture)? - before)?
+        .abs()?
+        .max_all()?
+        .to_scalar::<f32>()?;
+    assert_eq!(diff, 0.0);
+    Ok(())
+}

@@ -10,9 +10,10 @@ use candle_nn::ModuleT;
 /// ```
 ///
 /// The sum is divided by `n` even at the first and last channels, where the window is cut
-/// short: PyTorch zero-pads the squares and averages with `count_include_pad`. This is also
-/// Caffe's `ACROSS_CHANNELS` LRN (which divides `alpha` by `local_size` the same way), so the
-/// paper AlexNet's `size=5, alpha=1e-4, beta=0.75, k=2` carry over unchanged.
+/// short: PyTorch zero-pads the squares and averages with `count_include_pad`. Caffe's
+/// `ACROSS_CHANNELS` LRN divides `alpha` by `local_size` the same way, so Caffe's constants
+/// carry over unchanged; the AlexNet paper's do not, because its eq. (2) has no `1/n`
+/// (see [`LocalResponseNorm::alexnet`]).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct LocalResponseNorm {
     size: usize,
@@ -35,11 +36,14 @@ impl LocalResponseNorm {
         })
     }
 
-    /// The normalisation of Krizhevsky et al. 2012 §3.3: `n=5, alpha=1e-4, beta=0.75, k=2`.
+    /// The normalisation of Krizhevsky et al. 2012 §3.3 (`n=5, k=2, α=1e-4, β=0.75`) in
+    /// PyTorch's convention: the paper multiplies the sum of squares by `α` itself, PyTorch
+    /// by `α/n`, so the paper's `α` becomes `n·α = 5e-4` here. (Caffe's `bvlc_alexnet` is a
+    /// different normalisation: `alpha=1e-4` in Caffe's own `α/n` convention, and `k=1`.)
     pub fn alexnet() -> Self {
         Self {
             size: 5,
-            alpha: 1e-4,
+            alpha: 5e-4,
             beta: 0.75,
             k: 2.0,
         }

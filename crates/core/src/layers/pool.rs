@@ -177,33 +177,45 @@ impl MaxPool2d {
         let ww = self.w.windows(w, self.ceil_mode)?;
         let x = pad_axis(x, 2, wh, f64::NEG_INFINITY)?;
         let x = pad_axis(&x, 3, ww, f64::NEG_INFINITY)?;
-        if (self.h.kernel, self.w.kernel) == (self.h.stride, self.w.stride) {
+        if !overlapping_with_grad(&x, self.h, self.w) {
             return x.max_pool2d_with_stride(
                 (self.h.kernel, self.w.kernel),
                 (self.h.stride, self.w.stride),
             );
         }
-        // Overlapping windows (ResNet's and AlexNet's 3×3/2): candle's kernel has no backward
-        // pass for them, so take the maximum over the window offsets of strided views, rows
-        // then columns. The values are the kernel's; the gradient is the maximum's.
-        let rows = strided_max(&x, 2, self.h, wh.out)?;
-        strided_max(&rows, 3, self.w, ww.out)
+        let rows = strided_reduce(&x, 2, self.h, wh.out, |a, b| a.maximum(b))?;
+        strided_reduce(&rows, 3, self.w, ww.out, |a, b| a.maximum(b))
     }
 }
 
-/// `max over k in 0..kernel of x[.., k + stride·i, ..]` for `i in 0..out`, along `dim` of an
-/// input padded to exactly cover the windows.
-fn strided_max(x: &Tensor, dim: usize, axis: Axis, out: usize) -> Result<Tensor> {
+/// Whether pooling `x` needs the differentiable path: candle's pooling kernels have a
+/// backward pass only when the kernel equals the stride, so overlapping windows (ResNet's and
+/// AlexNet's 3×3/2, Inception's 3×3/1) on a tensor that tracks gradients are reduced from
+/// strided views instead. Inference keeps the kernels.
+fn overlapping_with_grad(x: &Tensor, h: Axis, w: Axis) -> bool {
+    x.track_op() && (h.kernel != h.stride || w.kernel != w.stride)
+}
+
+/// `op` folded over `x[.., k + stride·i, ..]` for `k in 0..kernel`, `i in 0..out`, along
+/// `dim` of an input padded to exactly cover the windows: the values of the pooling kernel,
+/// and a gradient through ordinary tensor ops.
+fn strided_reduce(
+    x: &Tensor,
+    dim: usize,
+    axis: Axis,
+    out: usize,
+    op: fn(&Tensor, &Tensor) -> Result<Tensor>,
+) -> Result<Tensor> {
     let view = |offset: usize| -> Result<Tensor> {
         let (start, step) = (offset as u32, axis.stride as u32);
         let index = Tensor::arange_step(start, start + step * out as u32, step, x.device())?;
         x.index_select(&index, dim)
     };
-    let mut max = view(0)?;
+    let mut acc = view(0)?;
     for offset in 1..axis.kernel {
-        max = max.maximum(&view(offset)?)?;
+        acc = op(&acc, &view(offset)?)?;
     }
-    Ok(max)
+    Ok(acc)
 }
 
 impl ModuleT for MaxPool2d {
@@ -270,15 +282,17 @@ impl AvgPool2d {
         let ww = self.w.windows(w, self.ceil_mode)?;
         let padded = pad_axis(x, 2, wh, 0.0)?;
         let padded = pad_axis(&padded, 3, ww, 0.0)?;
-        let mean = padded.avg_pool2d_with_stride(
-            (self.h.kernel, self.w.kernel),
-            (self.h.stride, self.w.stride),
-        )?;
+        let (kh, kw) = (self.h.kernel, self.w.kernel);
+        let mean = if overlapping_with_grad(&padded, self.h, self.w) {
+            let rows = strided_reduce(&padded, 2, self.h, wh.out, Tensor::add)?;
+            (strided_reduce(&rows, 3, self.w, ww.out, Tensor::add)? / (kh * kw) as f64)?
+        } else {
+            padded.avg_pool2d_with_stride((kh, kw), (self.h.stride, self.w.stride))?
+        };
         // candle divides every window by kh·kw; PyTorch by the window's own divisor, which is
         // separable into a height factor and a width factor.
         let dh = self.h.divisors(h, wh, self.count_include_pad);
         let dw = self.w.divisors(w, ww, self.count_include_pad);
-        let (kh, kw) = (self.h.kernel, self.w.kernel);
         if dh.iter().all(|&d| d == kh) && dw.iter().all(|&d| d == kw) {
             return Ok(mean);
         }
@@ -432,6 +446,62 @@ mod tests {
             want[argmax] += 1.0;
         }
         assert_eq!(grad, want);
+    }
+
+    #[test]
+    fn overlapping_avg_pool_has_pytorchs_gradient_and_values() {
+        // Inception's branch pool, 3×3/1 pad 1 without counting padding, and a ceil-mode
+        // 3×3/2: d(sum y)/dx[i] is the sum of 1/divisor over the windows covering x[i].
+        let dev = candle_core::Device::Cpu;
+        let (h, w) = (5, 6);
+        let data: Vec<f32> = (0..h * w).map(|i| ((i * 7) % 11) as f32).collect();
+        for (pool, stride) in [
+            (AvgPool2d::new(3, 1, 1).unwrap().exclude_pad(), 1usize),
+            (AvgPool2d::new(3, 2, 1).unwrap().ceil_mode(), 2),
+        ] {
+            let x = candle_core::Var::from_vec(data.clone(), (1, 1, h, w), &dev).unwrap();
+            let y = pool.forward(x.as_tensor()).unwrap();
+            let plain = pool
+                .forward(&Tensor::from_vec(data.clone(), (1, 1, h, w), &dev).unwrap())
+                .unwrap();
+            let diff = (&y - &plain).unwrap().abs().unwrap().max_all().unwrap();
+            assert!(diff.to_scalar::<f32>().unwrap() < 1e-5);
+            let grad = y.sum_all().unwrap().backward().unwrap();
+            let grad: Vec<f32> = grad
+                .get(&x)
+                .unwrap()
+                .flatten_all()
+                .unwrap()
+                .to_vec1()
+                .unwrap();
+            let (oh, ow) = (y.dim(2).unwrap(), y.dim(3).unwrap());
+            let (dh, dw) = (
+                pool.h.divisors(
+                    h,
+                    pool.h.windows(h, pool.ceil_mode).unwrap(),
+                    pool.count_include_pad,
+                ),
+                pool.w.divisors(
+                    w,
+                    pool.w.windows(w, pool.ceil_mode).unwrap(),
+                    pool.count_include_pad,
+                ),
+            );
+            let mut want = vec![0f32; h * w];
+            for (i, di) in dh.iter().enumerate().take(oh) {
+                for (j, dj) in dw.iter().enumerate().take(ow) {
+                    let (r0, c0) = ((i * stride) as isize - 1, (j * stride) as isize - 1);
+                    for r in r0.max(0)..(r0 + 3).min(h as isize) {
+                        for c in c0.max(0)..(c0 + 3).min(w as isize) {
+                            want[r as usize * w + c as usize] += 1.0 / (di * dj) as f32;
+                        }
+                    }
+                }
+            }
+            for (g, e) in grad.iter().zip(&want) {
+                assert!((g - e).abs() < 1e-6, "{grad:?}\n{want:?}");
+            }
+        }
     }
 
     #[test]

@@ -305,6 +305,9 @@ def smallnet() -> Reference:
 def load_family_modules() -> None:
     """Imports every `ref_*.py` beside this file: each registers a family's references."""
     sys.path.insert(0, str(HERE))
+    # Run as a script, this module is `__main__`; family modules `from generate import ...`
+    # must reach this very module (and its REFERENCES), not a second copy of it.
+    sys.modules.setdefault("generate", sys.modules[__name__])
     for path in sorted(HERE.glob("ref_*.py")):
         __import__(path.stem)
 

@@ -337,8 +337,15 @@ mod tests {
         assert_eq!(count(VggConfig::e()), 143_667_240);
         assert_eq!(count(VggConfig::e().with_batch_norm()), 143_678_248);
         assert_eq!(count(VggConfig::a_lrn()), count(VggConfig::a()));
+        assert_eq!(count(VggConfig::c()), 133_638_952);
+        assert_eq!(count(VggConfig::c().with_batch_norm()), 133_647_400);
         let millions = |c: VggConfig| (c.num_params() as f64 / 1e6).round() as usize;
-        assert_eq!(millions(VggConfig::c()), 134);
+        let table_2: Vec<usize> = [VggConfig::a(), VggConfig::b(), VggConfig::c()]
+            .into_iter()
+            .chain([VggConfig::d(), VggConfig::e()])
+            .map(millions)
+            .collect();
+        assert_eq!(table_2, [133, 133, 134, 138, 144]);
     }
 
     #[test]

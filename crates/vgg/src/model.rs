@@ -140,26 +140,35 @@ impl Vgg {
 
     /// The class score map: the fully connected layers applied as convolutions to the last
     /// feature map `[N, 512, h, w]` (`h, w ≥ 7`), giving `[N, classes, h − 6, w − 6]`.
+    ///
+    /// fc6 as a 7×7 convolution is fc6 applied to every 7×7 window of the map, flattened as
+    /// the standard head flattens its 7×7 input; fc7 and fc8 as 1×1 convolutions are fc7 and
+    /// fc8 applied at every position. It is computed that way: the windows are gathered once
+    /// and the three layers run as matrix products, as fast as the standard head per window.
     pub fn score_map(&self, features: &Tensor) -> Result<Tensor> {
-        let (_, c, h, w) = features.dims4()?;
+        let (n, _, h, w) = features.dims4()?;
         if h < FC6_SIDE || w < FC6_SIDE {
             candle_core::bail!(
                 "VGG dense evaluation: a {h}×{w} feature map is smaller than fc6's 7×7 window; \
                  the image must be at least 224 pixels on each side"
             )
         }
-        let as_conv = |fc: &Linear, in_c: usize, k: usize| -> Result<Conv2d> {
-            let out = fc.weight().dim(0)?;
-            Ok(Conv2d::from_parts(
-                fc.weight().reshape((out, in_c, k, k))?,
-                fc.bias().cloned(),
-                Conv2dConfig::new(k),
-            ))
-        };
-        let hidden = self.config.hidden;
-        let x = as_conv(&self.fc6, c, FC6_SIDE)?.forward(features)?.relu()?;
-        let x = as_conv(&self.fc7, hidden, 1)?.forward(&x)?.relu()?;
-        as_conv(&self.fc8, hidden, 1)?.forward(&x)
+        let (oh, ow) = (h - FC6_SIDE + 1, w - FC6_SIDE + 1);
+        let mut windows = Vec::with_capacity(oh * ow);
+        for i in 0..oh {
+            let row = features.narrow(2, i, FC6_SIDE)?;
+            for j in 0..ow {
+                windows.push(row.narrow(3, j, FC6_SIDE)?.flatten_from(1)?);
+            }
+        }
+        let x = Tensor::stack(&windows, 1)?.flatten_to(1)?; // [N·oh·ow, 512·7·7]
+        let x = self.fc6.forward(&x)?.relu()?;
+        let x = self.fc7.forward(&x)?.relu()?;
+        self.fc8
+            .forward(&x)?
+            .reshape((n, oh, ow, self.config.num_classes))?
+            .permute((0, 3, 1, 2))?
+            .contiguous()
     }
 
     /// Dense evaluation of a last feature map: the score map averaged spatially, `[N, classes]`.

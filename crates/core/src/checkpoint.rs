@@ -275,8 +275,9 @@ impl Checkpoint {
         }
     }
 
-    /// Opens a file after checking that its sha256 is `expected` (lowercase hex); a mismatch
-    /// is an error and the file is not read further.
+    /// Opens a file after checking that its sha256 is `expected` (hex, or a prefix of at
+    /// least 8 hex digits, see [`verify_sha256`]); a mismatch is an error and the file is not
+    /// read further.
     pub fn open_verified(path: impl AsRef<Path>, expected: &str) -> Result<Self> {
         verify_sha256(path.as_ref(), expected)?;
         Self::open(path)
@@ -532,15 +533,23 @@ pub fn sha256_file(path: &Path) -> Result<String> {
         .collect())
 }
 
-/// Checks that `path` has the sha256 `expected` (hex, any case).
+/// Checks that `path` has the sha256 `expected`, in hex of any case: all 64 digits, or a
+/// prefix of at least 8 where only that much is published. torchvision names its files
+/// `<name>-<sha256 prefix>.pth` and `torch.hub` verifies exactly that prefix.
 pub fn verify_sha256(path: &Path, expected: &str) -> Result<()> {
+    let expected = expected.trim().to_ascii_lowercase();
+    if !(8..=64).contains(&expected.len()) || !expected.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(Error::Config(format!(
+            "`{expected}` is neither a sha256 nor a prefix of one of at least 8 hex digits"
+        )));
+    }
     let actual = sha256_file(path)?;
-    if actual.eq_ignore_ascii_case(expected.trim()) {
+    if actual.starts_with(&expected) {
         Ok(())
     } else {
         Err(Error::Checksum {
             path: PathBuf::from(path),
-            expected: expected.to_ascii_lowercase(),
+            expected,
             actual,
         })
     }
@@ -716,6 +725,22 @@ mod tests {
             Some("layer2.0.weight")
         );
         assert_eq!(MAP.rename("features.0.weight").unwrap(), None);
+    }
+
+    #[test]
+    fn a_sha256_prefix_is_checked_as_torch_hub_does() {
+        let path = std::env::temp_dir().join(format!("convnets-sha-{}", std::process::id()));
+        std::fs::write(&path, b"abc").unwrap();
+        // sha256("abc"), FIPS 180-2 appendix B.1.
+        let full = "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad";
+        assert_eq!(sha256_file(&path).unwrap(), full);
+        for good in [full, "ba7816bf", "BA7816BF8F01"] {
+            verify_sha256(&path, good).unwrap();
+        }
+        for bad in ["ba7816be", "ba7816b", "ba7816bfzz", ""] {
+            assert!(verify_sha256(&path, bad).is_err(), "{bad}");
+        }
+        std::fs::remove_file(&path).unwrap();
     }
 
     #[test]

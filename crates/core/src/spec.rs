@@ -218,7 +218,9 @@ pub struct WeightSpec {
     pub arch: &'static str,
     /// Where to fetch the file.
     pub source: WeightSource,
-    /// sha256 of the file, lowercase hex, when known; a mismatch refuses the file.
+    /// sha256 of the file, lowercase hex, when known; a mismatch refuses the file. Where only
+    /// a prefix is published (torchvision's `<name>-<prefix>.pth` file names, the prefix
+    /// `torch.hub` checks), the prefix, at least 8 digits.
     pub sha256: Option<&'static str>,
     /// How the file's tensor names map to the model's.
     #[serde(serialize_with = "serialize_key_map_name")]

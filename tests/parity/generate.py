@@ -309,9 +309,6 @@ def load_family_modules() -> None:
     # references would be registered in that copy's registry instead of this one.
     sys.modules.setdefault("generate", sys.modules[__name__])
     sys.path.insert(0, str(HERE))
-    # Run as a script, this module is `__main__`; family modules `from generate import ...`
-    # must reach this very module (and its REFERENCES), not a second copy of it.
-    sys.modules.setdefault("generate", sys.modules[__name__])
     for path in sorted(HERE.glob("ref_*.py")):
         __import__(path.stem)
 

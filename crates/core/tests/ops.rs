@@ -192,6 +192,7 @@ fn run(case: &Case) -> Result<()> {
             )?;
             compare(&case.name, "output", &conv.forward(x()?)?, &case.expected)?;
         }
+        "conv_grad" => conv_grad(case)?,
         "conv_bn_relu" => {
             let vb = case.vb("cba.");
             let mut block = ConvNormAct::new(
@@ -223,6 +224,48 @@ fn run(case: &Case) -> Result<()> {
             compare(&case.name, "output", &lin.forward(x()?)?, &case.expected)?;
         }
         other => bail!("{}: unknown op {other}", case.name),
+    }
+    Ok(())
+}
+
+/// A convolution whose input and parameters track gradients (the training path), and the
+/// gradients of `sum(y · g)`.
+fn conv_grad(case: &Case) -> Result<()> {
+    let (kh, kw) = case.pair("kernel")?;
+    let (ph, pw) = case.pair("padding")?;
+    let cfg = Conv2dConfig::rect(kh, kw)
+        .stride(case.p("stride")?)
+        .padding_hw(ph, pw)
+        .dilation(case.p("dilation")?)
+        .groups(case.p("groups")?);
+    let (weight, bias, x) = (
+        Var::from_tensor(case.t("weight")?)?,
+        Var::from_tensor(case.t("bias")?)?,
+        Var::from_tensor(case.t("x")?)?,
+    );
+    let map = HashMap::from([
+        ("weight".to_string(), weight.as_tensor().clone()),
+        ("bias".to_string(), bias.as_tensor().clone()),
+    ]);
+    let conv = Conv2d::new(
+        case.p("in")?,
+        case.p("out")?,
+        cfg,
+        VarBuilder::from_tensors(map, DType::F32, &Device::Cpu),
+    )?;
+    let y = conv.forward(x.as_tensor())?;
+    let e = &case.expected;
+    compare(&case.name, "output", &y, &e["output"])?;
+    let grads = (y * case.t("grad")?)?.sum_all()?.backward()?;
+    for (what, v) in [
+        ("grad_x", &x),
+        ("grad_weight", &weight),
+        ("grad_bias", &bias),
+    ] {
+        let g = grads
+            .get(v.as_tensor())
+            .with_context(|| format!("{}: no {what}", case.name))?;
+        compare(&case.name, what, g, &e[what])?;
     }
     Ok(())
 }

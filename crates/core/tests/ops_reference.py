@@ -137,6 +137,30 @@ for name, cin, cout, kernel, stride, padding, groups, bias, shape in [
     case(name, "conv", {"in": cin, "out": cout, "kernel": list(kernel), "stride": stride,
                         "padding": list(padding), "groups": groups, "bias": bias}, specs, out(conv(x)))
 
+# ---- Conv2d gradients (the training path: im2col + matrix product, col2im backward) --------
+for name, cin, cout, kernel, stride, padding, dilation, groups, shape in [
+    ("conv_grad_grouped", 4, 6, (3, 3), 2, (1, 1), 1, 2, (2, 4, 9, 8)),
+    ("conv_grad_1x7", 3, 5, (1, 7), 1, (0, 3), 1, 1, (2, 3, 6, 9)),
+    ("conv_grad_1x1", 6, 4, (1, 1), 1, (0, 0), 1, 1, (2, 6, 5, 5)),
+    ("conv_grad_dilated", 3, 4, (3, 3), 1, (2, 2), 2, 1, (1, 3, 7, 7)),
+    ("conv_grad_5x5_valid", 1, 6, (5, 5), 1, (0, 0), 1, 1, (3, 1, 12, 12)),
+]:
+    conv = nn.Conv2d(cin, cout, kernel, stride, padding, dilation=dilation, groups=groups)
+    w, ws = t(f"{name}.weight", tuple(conv.weight.shape), -0.3, 0.3)
+    bb, bbs = t(f"{name}.bias", (cout,), -0.3, 0.3)
+    with torch.no_grad():
+        conv.weight.copy_(w), conv.bias.copy_(bb)
+    x, xs = t(f"{name}.x", shape)
+    x.requires_grad_(True)
+    y = conv(x)
+    g, gs = t(f"{name}.grad", tuple(y.shape))
+    (y * g).sum().backward()
+    case(name, "conv_grad", {"in": cin, "out": cout, "kernel": list(kernel), "stride": stride,
+                             "padding": list(padding), "dilation": dilation, "groups": groups},
+         [ws, bbs, xs, gs],
+         {"output": out(y), "grad_x": out(x.grad), "grad_weight": out(conv.weight.grad),
+          "grad_bias": out(conv.bias.grad)})
+
 # ---- Conv + BatchNorm (eps 1e-3) + ReLU in evaluation, the block BN folding replaces -------
 conv = nn.Conv2d(4, 6, 3, padding=1, groups=2, bias=False)
 bn = nn.BatchNorm2d(6, eps=1e-3)

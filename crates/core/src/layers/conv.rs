@@ -196,14 +196,19 @@ impl Conv2d {
     /// Applies the convolution to an `[N, C, H, W]` tensor.
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
         let c = &self.config;
-        let (ph, pw) = c.padding;
-        // candle pads both axes alike; pad explicitly when they differ.
-        let (x, padding) = if ph == pw {
-            (x.clone(), ph)
+        let y = if super::im2col::applies(x, &self.weight) {
+            // Training on CPU: a backward pass through candle's kernel would be a scalar loop.
+            super::im2col::conv2d(x, &self.weight, c)?
         } else {
-            (x.pad_with_zeros(2, ph, ph)?.pad_with_zeros(3, pw, pw)?, 0)
+            // candle pads both axes alike; pad explicitly when they differ.
+            let (ph, pw) = c.padding;
+            let (x, padding) = if ph == pw {
+                (x.clone(), ph)
+            } else {
+                (x.pad_with_zeros(2, ph, ph)?.pad_with_zeros(3, pw, pw)?, 0)
+            };
+            x.conv2d(&self.weight, padding, c.stride, c.dilation, c.groups)?
         };
-        let y = x.conv2d(&self.weight, padding, c.stride, c.dilation, c.groups)?;
         match &self.bias {
             Some(b) => y.broadcast_add(&b.reshape((1, (), 1, 1))?),
             None => Ok(y),

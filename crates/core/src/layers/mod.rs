@@ -3,6 +3,7 @@
 
 mod conv;
 mod dropout;
+mod im2col;
 mod linear;
 mod lrn;
 mod norm;

@@ -194,6 +194,9 @@ impl MaxPool2d {
 /// `max over k in 0..kernel of x[.., k + stride·i, ..]` for `i in 0..out`, along `dim` of an
 /// input padded to exactly cover the windows.
 fn strided_max(x: &Tensor, dim: usize, axis: Axis, out: usize) -> Result<Tensor> {
+    // `pad_axis` trims with `narrow` what no window reaches (a floor-mode 3×3/2 pool over 112
+    // columns covers 111); a trimmed last axis is not contiguous, which `index_select` needs.
+    let x = x.contiguous()?;
     let view = |offset: usize| -> Result<Tensor> {
         let (start, step) = (offset as u32, axis.stride as u32);
         let index = Tensor::arange_step(start, start + step * out as u32, step, x.device())?;
@@ -398,6 +401,26 @@ mod tests {
             Axis::new(3, 2, 1).unwrap().windows(112, false).unwrap().out,
             56
         );
+    }
+
+    #[test]
+    fn overlapping_max_pool_ignores_what_no_window_reaches() {
+        // 3×3/2 without padding over 7×6: the windows cover 7 rows and 5 columns, so the last
+        // column is trimmed (a non-contiguous view) before the strided views are taken.
+        let (h, w) = (7, 6);
+        let data: Vec<f32> = (0..h * w).map(|i| ((i * 23) % 37) as f32).collect();
+        let x = Tensor::from_vec(data.clone(), (1, 1, h, w), &candle_core::Device::Cpu).unwrap();
+        let y = MaxPool2d::new(3, 2, 0).unwrap().forward(&x).unwrap();
+        assert_eq!(y.dims(), &[1, 1, 3, 2]);
+        let y: Vec<f32> = y.flatten_all().unwrap().to_vec1().unwrap();
+        for (k, &v) in y.iter().enumerate() {
+            let (oi, oj) = (k / 2, k % 2);
+            let mut want = f32::NEG_INFINITY;
+            for (a, b) in (0..3).flat_map(|a| (0..3).map(move |b| (a, b))) {
+                want = want.max(data[(2 * oi + a) * w + 2 * oj + b]);
+            }
+            assert_eq!(v, want, "window ({oi}, {oj})");
+        }
     }
 
     #[test]

@@ -191,22 +191,38 @@ impl MaxPool2d {
     }
 }
 
-/// `max over k in 0..kernel of x[.., k + stride·i, ..]` for `i in 0..out`, along `dim` of an
-/// input padded to exactly cover the windows.
-fn strided_max(x: &Tensor, dim: usize, axis: Axis, out: usize) -> Result<Tensor> {
+/// The views `x[.., k + stride·i, ..]`, `i in 0..out`, along `dim` of an input padded to exactly
+/// cover the windows, one for each offset `k` in the window. Reducing them elementwise pools
+/// along `dim` with ordinary tensor operations, which, unlike candle's pooling kernels for
+/// overlapping windows, have a backward pass.
+fn window_views(x: &Tensor, dim: usize, axis: Axis, out: usize) -> Result<Vec<Tensor>> {
     // `pad_axis` trims with `narrow` what no window reaches (a floor-mode 3×3/2 pool over 112
     // columns covers 111); a trimmed last axis is not contiguous, which `index_select` needs.
     let x = x.contiguous()?;
-    let view = |offset: usize| -> Result<Tensor> {
-        let (start, step) = (offset as u32, axis.stride as u32);
-        let index = Tensor::arange_step(start, start + step * out as u32, step, x.device())?;
-        x.index_select(&index, dim)
-    };
-    let mut max = view(0)?;
-    for offset in 1..axis.kernel {
-        max = max.maximum(&view(offset)?)?;
-    }
-    Ok(max)
+    (0..axis.kernel)
+        .map(|offset| {
+            if axis.stride == 1 {
+                return x.narrow(dim, offset, out);
+            }
+            let (start, step) = (offset as u32, axis.stride as u32);
+            let index = Tensor::arange_step(start, start + step * out as u32, step, x.device())?;
+            x.index_select(&index, dim)
+        })
+        .collect()
+}
+
+/// Max pooling along `dim` by [`window_views`].
+fn strided_max(x: &Tensor, dim: usize, axis: Axis, out: usize) -> Result<Tensor> {
+    let views = window_views(x, dim, axis, out)?;
+    views[1..]
+        .iter()
+        .try_fold(views[0].clone(), |m, v| m.maximum(v))
+}
+
+/// Sum pooling along `dim` by [`window_views`].
+fn strided_sum(x: &Tensor, dim: usize, axis: Axis, out: usize) -> Result<Tensor> {
+    let views = window_views(x, dim, axis, out)?;
+    views[1..].iter().try_fold(views[0].clone(), |s, v| s + v)
 }
 
 impl ModuleT for MaxPool2d {
@@ -273,15 +289,19 @@ impl AvgPool2d {
         let ww = self.w.windows(w, self.ceil_mode)?;
         let padded = pad_axis(x, 2, wh, 0.0)?;
         let padded = pad_axis(&padded, 3, ww, 0.0)?;
-        let mean = padded.avg_pool2d_with_stride(
-            (self.h.kernel, self.w.kernel),
-            (self.h.stride, self.w.stride),
-        )?;
-        // candle divides every window by kh·kw; PyTorch by the window's own divisor, which is
-        // separable into a height factor and a width factor.
+        let (kh, kw) = (self.h.kernel, self.w.kernel);
+        let mean = if (kh, kw) == (self.h.stride, self.w.stride) {
+            padded.avg_pool2d_with_stride((kh, kw), (kh, kw))?
+        } else {
+            // Overlapping windows (Inception's 3×3/1, GoogLeNet's auxiliary 5×5/3): candle's
+            // kernel has no backward pass for them, so sum strided views, rows then columns.
+            let rows = strided_sum(&padded, 2, self.h, wh.out)?;
+            (strided_sum(&rows, 3, self.w, ww.out)? / (kh * kw) as f64)?
+        };
+        // That divides every window by kh·kw; PyTorch divides by the window's own divisor,
+        // which is separable into a height factor and a width factor.
         let dh = self.h.divisors(h, wh, self.count_include_pad);
         let dw = self.w.divisors(w, ww, self.count_include_pad);
-        let (kh, kw) = (self.h.kernel, self.w.kernel);
         if dh.iter().all(|&d| d == kh) && dw.iter().all(|&d| d == kw) {
             return Ok(mean);
         }
@@ -420,6 +440,46 @@ mod tests {
                 want = want.max(data[(2 * oi + a) * w + 2 * oj + b]);
             }
             assert_eq!(v, want, "window ({oi}, {oj})");
+        }
+    }
+
+    #[test]
+    fn overlapping_avg_pool_has_pytorchs_values_and_a_gradient() {
+        // Inception's branch pool, 3×3/1 with padding 1, not counting the padding: each output
+        // is the mean of the in-bounds part of its window, and the gradient of the sum of the
+        // outputs gives each input 1/divisor for every window it is in.
+        let (h, w) = (4, 5);
+        let data: Vec<f32> = (0..h * w).map(|i| ((i * 7) % 11) as f32).collect();
+        let x = candle_core::Var::from_vec(data.clone(), (1, 1, h, w), &candle_core::Device::Cpu)
+            .unwrap();
+        let y = AvgPool2d::new(3, 1, 1)
+            .unwrap()
+            .exclude_pad()
+            .forward(x.as_tensor())
+            .unwrap();
+        let grad = y.sum_all().unwrap().backward().unwrap();
+        let grad: Vec<f32> = grad
+            .get(&x)
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .to_vec1()
+            .unwrap();
+        let y: Vec<f32> = y.flatten_all().unwrap().to_vec1().unwrap();
+        let mut want_grad = vec![0f64; h * w];
+        for (i, j) in (0..h).flat_map(|i| (0..w).map(move |j| (i, j))) {
+            let window: Vec<usize> = (i.saturating_sub(1)..(i + 2).min(h))
+                .flat_map(|r| (j.saturating_sub(1)..(j + 2).min(w)).map(move |c| r * w + c))
+                .collect();
+            let mean =
+                window.iter().map(|&k| f64::from(data[k])).sum::<f64>() / window.len() as f64;
+            assert!((f64::from(y[i * w + j]) - mean).abs() < 1e-5, "({i}, {j})");
+            for &k in &window {
+                want_grad[k] += 1.0 / window.len() as f64;
+            }
+        }
+        for (g, want) in grad.iter().zip(want_grad) {
+            assert!((f64::from(*g) - want).abs() < 1e-6, "{grad:?}");
         }
     }
 

@@ -73,9 +73,11 @@ fn parameter_counts_equal_the_references_and_the_weight_specs() {
     let n = num_params(&build(v3));
     assert_eq!((n, spec("inception_v3")), (27_161_264, 27_161_264));
     assert_eq!(num_params(&build(v3.with_aux_logits(false))), 23_834_568);
-    // Caffe's bvlc_googlenet deploy network (the ONNX graph's initialisers).
-    let paper = GoogLeNetConfig::paper().with_aux_logits(false);
-    assert_eq!(num_params(&build(paper)), 6_998_552);
+    // Caffe's bvlc_googlenet deploy network (the ONNX graph's initialisers), and with the
+    // two auxiliary heads of its train_val network (each 1×1 conv 128, fc 1024, classifier).
+    let paper = GoogLeNetConfig::paper();
+    assert_eq!(num_params(&build(paper.with_aux_logits(false))), 6_998_552);
+    assert_eq!(num_params(&build(paper)), 6_998_552 + 3_188_840 + 3_190_888);
     // timm.
     let n = num_params(&build(InceptionV4Config::inception_v4()));
     assert_eq!((n, spec("inception_v4")), (42_679_816, 42_679_816));

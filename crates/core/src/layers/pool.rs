@@ -190,15 +190,32 @@ impl MaxPool2d {
 
 /// Whether pooling `x` needs the differentiable path: candle's pooling kernels have a
 /// backward pass only when the kernel equals the stride, so overlapping windows (ResNet's and
-/// AlexNet's 3×3/2, Inception's 3×3/1) on a tensor that tracks gradients are reduced from
-/// strided views instead. Inference keeps the kernels.
+/// AlexNet's 3×3/2, Inception's 3×3/1, GoogLeNet's auxiliary 5×5/3) on a tensor that tracks
+/// gradients are reduced from strided views instead. Inference keeps the kernels.
 fn overlapping_with_grad(x: &Tensor, h: Axis, w: Axis) -> bool {
     x.track_op() && (h.kernel != h.stride || w.kernel != w.stride)
 }
 
-/// `op` folded over `x[.., k + stride·i, ..]` for `k in 0..kernel`, `i in 0..out`, along
-/// `dim` of an input padded to exactly cover the windows: the values of the pooling kernel,
-/// and a gradient through ordinary tensor ops.
+/// The views `x[.., k + stride·i, ..]`, `i in 0..out`, along `dim` of an input padded to exactly
+/// cover the windows, one for each offset `k` in the window.
+fn window_views(x: &Tensor, dim: usize, axis: Axis, out: usize) -> Result<Vec<Tensor>> {
+    // `pad_axis` trims with `narrow` what no window reaches (a floor-mode 3×3/2 pool over 112
+    // columns covers 111); a trimmed last axis is not contiguous, which `index_select` needs.
+    let x = x.contiguous()?;
+    (0..axis.kernel)
+        .map(|offset| {
+            if axis.stride == 1 {
+                return x.narrow(dim, offset, out);
+            }
+            let (start, step) = (offset as u32, axis.stride as u32);
+            let index = Tensor::arange_step(start, start + step * out as u32, step, x.device())?;
+            x.index_select(&index, dim)
+        })
+        .collect()
+}
+
+/// `op` folded over the [`window_views`] along `dim`: the values of the pooling kernel, and a
+/// gradient through ordinary tensor operations.
 fn strided_reduce(
     x: &Tensor,
     dim: usize,
@@ -206,16 +223,10 @@ fn strided_reduce(
     out: usize,
     op: fn(&Tensor, &Tensor) -> Result<Tensor>,
 ) -> Result<Tensor> {
-    let view = |offset: usize| -> Result<Tensor> {
-        let (start, step) = (offset as u32, axis.stride as u32);
-        let index = Tensor::arange_step(start, start + step * out as u32, step, x.device())?;
-        x.index_select(&index, dim)
-    };
-    let mut acc = view(0)?;
-    for offset in 1..axis.kernel {
-        acc = op(&acc, &view(offset)?)?;
-    }
-    Ok(acc)
+    let views = window_views(x, dim, axis, out)?;
+    views[1..]
+        .iter()
+        .try_fold(views[0].clone(), |acc, v| op(&acc, v))
 }
 
 impl ModuleT for MaxPool2d {
@@ -412,6 +423,66 @@ mod tests {
             Axis::new(3, 2, 1).unwrap().windows(112, false).unwrap().out,
             56
         );
+    }
+
+    #[test]
+    fn overlapping_max_pool_ignores_what_no_window_reaches() {
+        // 3×3/2 without padding over 7×6: the windows cover 7 rows and 5 columns, so the last
+        // column is trimmed (a non-contiguous view) before the strided views are taken.
+        let (h, w) = (7, 6);
+        let data: Vec<f32> = (0..h * w).map(|i| ((i * 23) % 37) as f32).collect();
+        let x = Tensor::from_vec(data.clone(), (1, 1, h, w), &candle_core::Device::Cpu).unwrap();
+        let y = MaxPool2d::new(3, 2, 0).unwrap().forward(&x).unwrap();
+        assert_eq!(y.dims(), &[1, 1, 3, 2]);
+        let y: Vec<f32> = y.flatten_all().unwrap().to_vec1().unwrap();
+        for (k, &v) in y.iter().enumerate() {
+            let (oi, oj) = (k / 2, k % 2);
+            let mut want = f32::NEG_INFINITY;
+            for (a, b) in (0..3).flat_map(|a| (0..3).map(move |b| (a, b))) {
+                want = want.max(data[(2 * oi + a) * w + 2 * oj + b]);
+            }
+            assert_eq!(v, want, "window ({oi}, {oj})");
+        }
+    }
+
+    #[test]
+    fn overlapping_avg_pool_has_pytorchs_values_and_a_gradient() {
+        // Inception's branch pool, 3×3/1 with padding 1, not counting the padding: each output
+        // is the mean of the in-bounds part of its window, and the gradient of the sum of the
+        // outputs gives each input 1/divisor for every window it is in.
+        let (h, w) = (4, 5);
+        let data: Vec<f32> = (0..h * w).map(|i| ((i * 7) % 11) as f32).collect();
+        let x = candle_core::Var::from_vec(data.clone(), (1, 1, h, w), &candle_core::Device::Cpu)
+            .unwrap();
+        let y = AvgPool2d::new(3, 1, 1)
+            .unwrap()
+            .exclude_pad()
+            .forward(x.as_tensor())
+            .unwrap();
+        let grad = y.sum_all().unwrap().backward().unwrap();
+        let grad: Vec<f32> = grad
+            .get(&x)
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .to_vec1()
+            .unwrap();
+        let y: Vec<f32> = y.flatten_all().unwrap().to_vec1().unwrap();
+        let mut want_grad = vec![0f64; h * w];
+        for (i, j) in (0..h).flat_map(|i| (0..w).map(move |j| (i, j))) {
+            let window: Vec<usize> = (i.saturating_sub(1)..(i + 2).min(h))
+                .flat_map(|r| (j.saturating_sub(1)..(j + 2).min(w)).map(move |c| r * w + c))
+                .collect();
+            let mean =
+                window.iter().map(|&k| f64::from(data[k])).sum::<f64>() / window.len() as f64;
+            assert!((f64::from(y[i * w + j]) - mean).abs() < 1e-5, "({i}, {j})");
+            for &k in &window {
+                want_grad[k] += 1.0 / window.len() as f64;
+            }
+        }
+        for (g, want) in grad.iter().zip(want_grad) {
+            assert!((f64::from(*g) - want).abs() < 1e-6, "{grad:?}");
+        }
     }
 
     #[test]

@@ -259,17 +259,18 @@ impl FashionMnist {
         if debian.is_dir() {
             return Dataset::from_dir(debian);
         }
-        let files = crate::hub::dataset_files(
-            &crate::hub::HubCache::from_env(),
-            FASHION_MNIST_HUB_REPO,
-            &FASHION_MNIST_HUB_FILES,
-        )
-        .map_err(|e| {
+        Self::from_hub(&crate::hub::HubCache::from_env()).map_err(|e| {
             Error::NotFound(format!(
                 "Fashion-MNIST: not given, not in {FASHION_MNIST_DEBIAN_DIR} \
                  (apt-get install dataset-fashion-mnist), and {e}"
             ))
-        })?;
+        })
+    }
+
+    /// From a Hugging Face cache, downloading into it with the `hub` feature.
+    pub fn from_hub(cache: &crate::hub::HubCache) -> Result<Dataset> {
+        let files =
+            crate::hub::dataset_files(cache, FASHION_MNIST_HUB_REPO, &FASHION_MNIST_HUB_FILES)?;
         Self::from_parquet_files(&files[0], &files[1])
     }
 

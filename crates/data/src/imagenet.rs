@@ -3,7 +3,8 @@
 //! - Class folders, as torchvision's `ImageFolder` reads them: `val/n01440764/*.JPEG`.
 //! - The flat official folder (`ILSVRC2012_val_00000001.JPEG` ...) with the devkit's
 //!   `ILSVRC2012_validation_ground_truth.txt`, whose class ids (`ILSVRC2012_ID`, 1..1000 in
-//!   the devkit's own order) are mapped to the sorted-synset order by a [`DevkitIds`] table.
+//!   the devkit's own order) are mapped to the sorted-synset order by a [`DevkitIds`] table
+//!   ([`DevkitIds::ilsvrc2012`], committed as `assets/ilsvrc2012_devkit_ids.txt`).
 //! - The flat folder with Kaggle's `LOC_val_solution.csv` (`ImageId,PredictionString`, the
 //!   synset first in the prediction string).
 //! - Hugging Face `imagenet-1k` parquet shards (`validation-*.parquet`: `image` {bytes, path},
@@ -93,19 +94,33 @@ pub struct DevkitIds {
     to_index: Vec<usize>,
 }
 
+/// `assets/ilsvrc2012_devkit_ids.txt`: the devkit ids of ILSVRC2012 (provenance in
+/// `assets/README.md`).
+const DEVKIT_IDS: &str = include_str!("../assets/ilsvrc2012_devkit_ids.txt");
+
 impl DevkitIds {
+    /// The ILSVRC2012 devkit's ids (`data/meta.mat` of `ILSVRC2012_devkit_t12`), committed
+    /// with the crate; the 2014-2017 devkits' `map_clsloc.txt` uses the same ids.
+    pub fn ilsvrc2012() -> Self {
+        match Self::parse(DEVKIT_IDS, Path::new("assets/ilsvrc2012_devkit_ids.txt")) {
+            Ok(ids) => ids,
+            Err(e) => unreachable!("the committed devkit table is checked by the tests: {e}"),
+        }
+    }
+
     /// Reads the mapping from a text file of 1000 lines `n02119789 1 kit_fox`
-    /// (`map_clsloc.txt` of the ILSVRC2014-2017 devkits, whose ids are ILSVRC2012's) or
-    /// `1 n02119789` (`ILSVRC2012_ID WNID`, as written from `meta.mat`).
+    /// (`map_clsloc.txt` of the ILSVRC2014-2017 devkits) or `1 n02119789` (`ILSVRC2012_ID
+    /// WNID`, the committed table's format); `#` starts a comment line.
     pub fn from_file(path: &Path) -> Result<Self> {
         let text = String::from_utf8(read_file(path)?)
             .map_err(|_| Error::format(path, "not UTF-8 text"))?;
+        Self::parse(&text, path)
+    }
+
+    fn parse(text: &str, path: &Path) -> Result<Self> {
         let mut to_index = vec![usize::MAX; 1000];
-        for (n, line) in text
-            .lines()
-            .enumerate()
-            .filter(|(_, l)| !l.trim().is_empty())
-        {
+        let lines = text.lines().enumerate();
+        for (n, line) in lines.filter(|(_, l)| !l.trim().is_empty() && !l.starts_with('#')) {
             let mut words = line.split_whitespace();
             let (a, b) = (words.next().unwrap_or(""), words.next().unwrap_or(""));
             let (synset, id) = if a.starts_with('n') { (a, b) } else { (b, a) };
@@ -120,6 +135,12 @@ impl DevkitIds {
                     format!("line {}: `{synset}` is not an ImageNet-1k synset", n + 1),
                 )
             })?;
+            if to_index[id - 1] != usize::MAX {
+                return Err(Error::format(
+                    path,
+                    format!("line {}: id {id} given twice", n + 1),
+                ));
+            }
             to_index[id - 1] = index;
         }
         if let Some(missing) = to_index.iter().position(|&i| i == usize::MAX) {
@@ -393,5 +414,34 @@ mod tests {
         assert_eq!(CLASSES.get(281).map(|c| c.name), Some("tabby"));
         assert_eq!(CLASSES.get(999).map(|c| c.synset), Some("n15075141"));
         assert_eq!(CLASSES.index_of("n00000000"), None);
+    }
+
+    #[test]
+    fn devkit_ids_label_the_first_validation_images() {
+        // The first ten lines of ILSVRC2012_validation_ground_truth.txt, and the synsets the
+        // images ILSVRC2012_val_00000001..10 are filed under in class-folder copies of the
+        // validation set (tensorflow/models imagenet_2012_validation_synset_labels.txt).
+        let ground_truth = [490, 361, 171, 822, 297, 482, 13, 704, 599, 164];
+        let synsets = [
+            "n01751748",
+            "n09193705",
+            "n02105855",
+            "n04263257",
+            "n03125729",
+            "n01735189",
+            "n02346627",
+            "n02776631",
+            "n03794056",
+            "n02328150",
+        ];
+        let ids = DevkitIds::ilsvrc2012();
+        for (id, synset) in ground_truth.into_iter().zip(synsets) {
+            assert_eq!(ids.index(id), CLASSES.index_of(synset), "devkit id {id}");
+        }
+        // Every class has exactly one id (checked by parse), kit fox first, dumbbell last.
+        assert_eq!(ids.index(1), CLASSES.index_of("n02119789"));
+        assert_eq!(ids.index(1000), CLASSES.index_of("n03255030"));
+        assert_eq!(ids.index(0), None);
+        assert_eq!(ids.index(1001), None);
     }
 }

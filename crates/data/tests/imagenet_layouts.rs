@@ -69,6 +69,17 @@ fn build(root: &Path) -> Result<()> {
         gt.as_bytes(),
     );
     write_devkit_map(&root.join("devkit/map_clsloc.txt"));
+    // The same ground truth with the real ILSVRC2012 ids.
+    let real = DevkitIds::ilsvrc2012();
+    let real_id = |index: u32| (1..=1000).find(|&id| real.index(id) == Some(index as usize));
+    let gt: String = rows
+        .iter()
+        .map(|r| format!("{}\n", real_id(r.3).unwrap_or(0)))
+        .collect();
+    write(
+        &root.join("devkit/ground_truth_ilsvrc2012.txt"),
+        gt.as_bytes(),
+    );
     // Kaggle's CSV: not in file order, boxes after each synset.
     let mut csv = String::from("ImageId,PredictionString\n");
     for (_, val, synset, _) in rows.iter().rev() {

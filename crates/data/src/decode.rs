@@ -76,14 +76,33 @@ fn decode_jpeg(bytes: &[u8], origin: &str) -> Result<RgbImage> {
             height: h,
             format,
         };
-        dec.decompress(bytes, image)
-            .map_err(|e| Error::decode(origin, e))?;
+        match dec.decompress(bytes, image) {
+            Ok(()) => {}
+            // TurboJPEG 2 fails a decode that only raised a libjpeg warning, after writing
+            // every pixel; Pillow ignores those warnings, so the image is kept.
+            Err(turbojpeg::Error::TurboJpegError(msg)) if is_libjpeg_warning(&msg) => {}
+            Err(e) => return Err(Error::decode(origin, e)),
+        }
         Ok(match format {
             PixelFormat::GRAY => grey_to_rgb(w, h, &raw),
             PixelFormat::CMYK => inverted_cmyk_to_rgb(w, h, &raw),
             _ => RgbImage::new(w, h, raw),
         })
     })
+}
+
+/// libjpeg's recoverable warnings (`JWRN_*` in `jerror.h`) other than the end of the file
+/// arriving early, which Pillow reports as a truncated image.
+fn is_libjpeg_warning(msg: &str) -> bool {
+    const WARNINGS: [&str; 6] = [
+        "Corrupt JPEG data",
+        "Unknown Adobe color transform code",
+        "Inconsistent progression sequence",
+        "Warning: unknown JFIF revision",
+        "Invalid SOS parameters for sequential JPEG",
+        "Application transferred too many scanlines",
+    ];
+    WARNINGS.iter().any(|w| msg.starts_with(w))
 }
 
 fn grey_to_rgb(w: usize, h: usize, grey: &[u8]) -> RgbImage {

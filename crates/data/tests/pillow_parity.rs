@@ -176,3 +176,22 @@ fn decoding_and_transforms_match_pillow_and_torchvision() -> Result<()> {
     assert!(failures.is_empty(), "{}", failures.join("\n"));
     Ok(())
 }
+
+#[test]
+fn libjpeg_warnings_decode_as_pillow_and_truncation_is_an_error() -> Result<()> {
+    let path = fixtures().join("photos/chelsea.jpg");
+    let jpeg = std::fs::read(&path)?;
+    let clean = decode(&jpeg, "chelsea.jpg")?;
+    // Garbage before the end-of-image marker: libjpeg warns "Corrupt JPEG data: 4
+    // extraneous bytes before marker 0xd9" and Pillow decodes the image all the same.
+    assert_eq!(&jpeg[jpeg.len() - 2..], &[0xFF, 0xD9]);
+    let mut noisy = jpeg[..jpeg.len() - 2].to_vec();
+    noisy.extend_from_slice(&[1, 2, 3, 4, 5, 6, 7, 0xFF, 0xD9]);
+    assert_eq!(decode(&noisy, "noisy.jpg")?, clean);
+    // A file cut short is an error naming it, as Pillow's "image file is truncated".
+    let e = decode(&jpeg[..jpeg.len() / 2], "cut.jpg")
+        .unwrap_err()
+        .to_string();
+    assert!(e.starts_with("cut.jpg: cannot decode image"), "{e}");
+    Ok(())
+}

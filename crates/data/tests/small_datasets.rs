@@ -39,6 +39,14 @@ fn bundled_mnist_is_the_original() -> Result<()> {
         "ba891046e6505d7aadcbbe25680a0738ad16aec93bde7f9b65e87a2fc25776db"
     );
     assert_eq!(
+        idx(1, &[60_000], &mnist.train.labels),
+        "65a50cbbf4e906d70832878ad85ccda5333a97f0f4c3dd2ef09a8a9eef7101c5"
+    );
+    assert_eq!(
+        idx(3, &[10_000, 28, 28], &mnist.test.images),
+        "0fa7898d509279e482958e8ce81c8e77db3f2f8254e26661ceb7762c4d494ce7"
+    );
+    assert_eq!(
         idx(1, &[10_000], &mnist.test.labels),
         "ff7bcfd416de33731a308c3f266cc351222c34898ecbeaf847f06e48f7ec33f2"
     );

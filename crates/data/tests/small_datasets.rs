@@ -26,14 +26,7 @@ fn bundled_mnist_is_the_original() -> Result<()> {
     assert_eq!((mnist.train.labels[0], mnist.test.labels[0]), (5, 7));
     // The raw IDX files hash to the values recorded in assets/README.md: rebuild them from
     // the parsed data (header + bytes) and hash.
-    let idx = |magic: u8, dims: &[usize], data: &[u8]| {
-        let mut v = vec![0, 0, 8, magic];
-        for d in dims {
-            v.extend((*d as u32).to_be_bytes());
-        }
-        v.extend_from_slice(data);
-        hex(&v)
-    };
+    let idx = |magic: u8, dims: &[u32], data: &[u8]| hex(&idx_bytes(magic, dims, data));
     assert_eq!(
         idx(3, &[60_000, 28, 28], &mnist.train.images),
         "ba891046e6505d7aadcbbe25680a0738ad16aec93bde7f9b65e87a2fc25776db"

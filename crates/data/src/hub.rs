@@ -1,0 +1,73 @@
+//! Datasets from the Hugging Face Hub cache, the layout `huggingface_hub` and the `hf-hub`
+//! crate share: `$HF_HOME/hub/datasets--{org}--{name}/refs/main` holds a commit, and
+//! `snapshots/{commit}/{file}` the files. A file already in the cache is used as is; one
+//! that is not is downloaded with the `hub` feature (`hf_hub::api::sync`), and is an error
+//! naming the repository and the file without it.
+
+use std::path::{Path, PathBuf};
+
+use hf_hub::{Cache, Repo, RepoType};
+
+use crate::error::{Error, Result};
+
+/// A Hugging Face cache folder.
+#[derive(Debug, Clone)]
+pub struct HubCache {
+    cache: Cache,
+}
+
+impl HubCache {
+    /// The cache at `path` (the folder holding `datasets--*`).
+    pub fn new(path: impl Into<PathBuf>) -> Self {
+        Self {
+            cache: Cache::new(path.into()),
+        }
+    }
+
+    /// The cache `huggingface_hub` uses: `$HF_HOME/hub`, `~/.cache/huggingface/hub` by
+    /// default.
+    pub fn from_env() -> Self {
+        Self {
+            cache: Cache::from_env(),
+        }
+    }
+
+    /// Its folder.
+    pub fn path(&self) -> &Path {
+        self.cache.path()
+    }
+}
+
+/// The local paths of `files` of the dataset repository `repo` (at `main`), downloading
+/// them with the `hub` feature when they are not cached.
+pub fn dataset_files(cache: &HubCache, repo: &str, files: &[&str]) -> Result<Vec<PathBuf>> {
+    let cached = cache
+        .cache
+        .repo(Repo::new(repo.to_string(), RepoType::Dataset));
+    files
+        .iter()
+        .map(|file| match cached.get(file) {
+            Some(path) => Ok(path),
+            None => download(cache, repo, file),
+        })
+        .collect()
+}
+
+#[cfg(feature = "hub")]
+fn download(cache: &HubCache, repo: &str, file: &str) -> Result<PathBuf> {
+    let api = hf_hub::api::sync::ApiBuilder::from_cache(cache.cache.clone())
+        .build()
+        .map_err(|e| Error::NotFound(format!("hub {repo}: {e}")))?;
+    api.repo(Repo::new(repo.to_string(), RepoType::Dataset))
+        .get(file)
+        .map_err(|e| Error::NotFound(format!("hub {repo}/{file}: download failed: {e}")))
+}
+
+#[cfg(not(feature = "hub"))]
+fn download(cache: &HubCache, repo: &str, file: &str) -> Result<PathBuf> {
+    Err(Error::NotFound(format!(
+        "{repo}/{file} is not in the Hugging Face cache {} and convnets-data was built \
+         without the `hub` feature that downloads it",
+        cache.path().display()
+    )))
+}

@@ -2,12 +2,18 @@
 
 use std::process::ExitCode;
 
+mod bench;
 mod fixtures;
+mod train;
 
 const USAGE: &str = "\
 usage: cargo xtask <task> [args]
 
 tasks:
+  bench lenet-train [--threads N] [--rounds N]
+                       LeNet-5 training throughput against PyTorch (set PYTHON)
+  train lenet5 [--variant classic|modern] [--distortions] [--dataset mnist|fashion] ...
+                       train LeNet-5 (see `cargo xtask train lenet5 --help`)
   fixtures [ARCH...]   regenerate the parity fixtures with tests/parity/generate.py
                        (needs a Python with torch, torchvision, timm: set PYTHON)
 ";
@@ -16,6 +22,9 @@ fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let result = match args.first().map(String::as_str) {
         Some("fixtures") => fixtures::run(&args[1..]),
+        Some("train") => train::run(&args[1..]),
+        Some("bench") => bench::run(&args[1..]),
+        Some("bench-worker") => bench::worker(&args[1..]),
         Some("-h" | "--help" | "help") | None => {
             print!("{USAGE}");
             return ExitCode::SUCCESS;

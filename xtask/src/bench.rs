@@ -2,62 +2,221 @@
 //! interleaved, as medians and ratios.
 //!
 //! Each measurement runs in its own process with the thread count fixed before anything
-//! starts (candle's and PyTorch's thread pools read it once): this binary re-invoked as
-//! `bench-worker`, and the Python scripts in `xtask/bench/`. Rounds alternate between the
-//! implementations so that a disturbance of the machine hits both.
+//! starts (candle's, PyTorch's and ONNX Runtime's thread pools read it once): this binary
+//! re-invoked as `bench-worker`, and the Python scripts in `xtask/bench/`. Rounds alternate
+//! between the implementations so that a disturbance of the machine hits all of them.
 
-use std::path::Path;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use candle_core::{DType, Device, Tensor};
-use candle_nn::VarMap;
+use candle_nn::{VarBuilder, VarMap};
 use convnets_core::Classifier;
+use convnets_inception::{GoogLeNetConfig, Inception, InceptionV3Config};
 use convnets_lenet::LeNet5;
+use convnets_resnet::{ResNet, ResNetConfig};
 use convnets_train::{Criterion, OptimizerConfig};
 
 const USAGE: &str = "\
-usage: cargo xtask bench lenet-train [--threads N] [--rounds N] [--batch N]
+usage: cargo xtask bench [infer|train|gemm|lenet-train] [options]
 
-  lenet-train   LeNet-5 (classic and modern) training steps, convnets-train against
-                PyTorch; needs PYTHON pointing at a Python with torch (tests/parity/
-                requirements.txt), else only our side is measured
+  (none)        gemm, infer and train, one after the other
+  gemm          the machine's f32 matrix-product GFLOP/s (2048³): the limit
+  infer         inference at batch 16, f32: ResNet-50, ResNet-18, VGG-16, AlexNet, GoogLeNet,
+                Inception-v3, against PyTorch (NCHW and channels_last) and ONNX Runtime
+  train         training steps: LeNet-5 (modern, classic; batch 64) and the CIFAR ResNet-20
+                and -56 (batch 128), against PyTorch
+  lenet-train   the LeNet-5 rows of `train` only
+
+options:
+  --models a,b,..   a subset (infer: resnet50 resnet18 vgg16 alexnet googlenet inception_v3
+                    resnet101 vgg16_bn; train: lenet5-modern lenet5-classic resnet20 resnet56)
+  --impls a,b,..    infer: which of convnets, torch, torch-cl, ort (default: all)
+  --threads N       thread count (default: 2 for infer, 1 and 2 for train)
+  --rounds N        interleaved rounds per measurement (default 5; the median is reported)
+  --batch N         batch size (default: 16 infer, 64 LeNet-5, 128 CIFAR ResNets)
+  --seconds S       minimum timed seconds per round (default 2)
+  --baseline PATH   another build of this xtask binary (say, of an earlier commit), measured
+                    as one more implementation, `before`: before/after in the same rounds
+
+The reference side needs PYTHON pointing at a Python with torch (and onnxruntime, onnx for
+the ONNX Runtime column): tests/parity/requirements.txt. Without it only our side is measured.
 ";
 
+const INFER_MODELS: &[&str] = &[
+    "resnet50",
+    "resnet18",
+    "vgg16",
+    "alexnet",
+    "googlenet",
+    "inception_v3",
+];
+const TRAIN_MODELS: &[&str] = &["lenet5-modern", "lenet5-classic", "resnet20", "resnet56"];
+const IMPLS: &[&str] = &["convnets", "torch", "torch-cl", "ort"];
+
+#[derive(Debug, Clone)]
 struct Options {
-    threads: Vec<usize>,
+    models: Option<Vec<String>>,
+    impls: Vec<String>,
+    threads: Option<Vec<usize>>,
     rounds: usize,
-    batch: usize,
+    batch: Option<usize>,
+    seconds: f64,
+    baseline: Option<PathBuf>,
 }
 
 fn parse(args: &[String]) -> Result<Options> {
     let mut o = Options {
-        threads: vec![1, 2],
+        models: None,
+        impls: IMPLS.iter().map(|s| s.to_string()).collect(),
+        threads: None,
         rounds: 5,
-        batch: 64,
+        batch: None,
+        seconds: 2.0,
+        baseline: None,
     };
+    let list = |s: &str| s.split(',').map(str::to_string).collect::<Vec<_>>();
     let mut it = args.iter();
     while let Some(a) = it.next() {
         let mut v = || it.next().with_context(|| format!("{a} needs a value"));
         match a.as_str() {
-            "--threads" => o.threads = vec![v()?.parse()?],
+            "--models" => o.models = Some(list(v()?)),
+            "--impls" => o.impls = list(v()?),
+            "--threads" => o.threads = Some(vec![v()?.parse()?]),
             "--rounds" => o.rounds = v()?.parse()?,
-            "--batch" => o.batch = v()?.parse()?,
+            "--batch" => o.batch = Some(v()?.parse()?),
+            "--seconds" => o.seconds = v()?.parse()?,
+            "--baseline" => o.baseline = Some(v()?.into()),
             other => bail!("unknown option `{other}`\n\n{USAGE}"),
+        }
+    }
+    for i in &o.impls {
+        if !IMPLS.contains(&i.as_str()) {
+            bail!("unknown implementation `{i}` (one of {IMPLS:?})");
         }
     }
     Ok(o)
 }
 
 pub fn run(args: &[String]) -> Result<()> {
-    match args.first().map(String::as_str) {
-        Some("lenet-train") => lenet_train(&parse(&args[1..])?),
-        _ => bail!("{USAGE}"),
+    let (what, rest) = match args.first().map(String::as_str) {
+        Some(w @ ("infer" | "train" | "gemm" | "lenet-train")) => (w, &args[1..]),
+        Some("-h" | "--help" | "help") => {
+            print!("{USAGE}");
+            return Ok(());
+        }
+        _ => ("all", args),
+    };
+    let o = parse(rest)?;
+    let env = Env::detect()?;
+    println!("{}\n", env.describe());
+    match what {
+        "gemm" => gemm(&env, &o).map(drop),
+        "infer" => infer(&env, &o, None),
+        "train" => train(&env, &o),
+        "lenet-train" => train(
+            &env,
+            &Options {
+                models: Some(vec!["lenet5-modern".into(), "lenet5-classic".into()]),
+                ..o
+            },
+        ),
+        _ => {
+            let limit = gemm(&env, &o)?;
+            infer(&env, &o, Some(limit))?;
+            train(&env, &o)
+        }
     }
 }
 
-fn median(v: &mut [f64]) -> f64 {
+/// Where the workers are and what the reference side can run.
+struct Env {
+    exe: PathBuf,
+    root: PathBuf,
+    python: Option<String>,
+    torch: bool,
+    ort: bool,
+}
+
+impl Env {
+    fn detect() -> Result<Self> {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .parent()
+            .context("workspace root")?
+            .to_path_buf();
+        let python = std::env::var("PYTHON").ok();
+        let imports = |modules: &str| {
+            python.as_ref().is_some_and(|p| {
+                Command::new(p)
+                    .args(["-c", &format!("import {modules}")])
+                    .output()
+                    .is_ok_and(|o| o.status.success())
+            })
+        };
+        let torch = imports("torch, torchvision");
+        let ort = torch && imports("onnxruntime, onnx");
+        if !torch {
+            eprintln!("no PYTHON with torch and torchvision: measuring convnets only");
+        } else if !ort {
+            eprintln!("PYTHON lacks onnxruntime or onnx: no ONNX Runtime column");
+        }
+        Ok(Self {
+            exe: std::env::current_exe()?,
+            root,
+            python,
+            torch,
+            ort,
+        })
+    }
+
+    fn describe(&self) -> String {
+        let cpu = std::fs::read_to_string("/proc/cpuinfo")
+            .ok()
+            .and_then(|s| {
+                s.lines()
+                    .find(|l| l.starts_with("model name"))
+                    .and_then(|l| l.split(':').nth(1))
+                    .map(|s| s.trim().to_string())
+            })
+            .unwrap_or_else(|| "unknown CPU".into());
+        let load = std::fs::read_to_string("/proc/loadavg")
+            .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+            .unwrap_or_default();
+        format!(
+            "machine: {cpu}, {} logical CPUs; load average at start: {load}",
+            std::thread::available_parallelism().map_or(0, |n| n.get())
+        )
+    }
+
+    fn worker(&self, args: &[&str], threads: usize) -> Command {
+        self.worker_of(&self.exe, args, threads)
+    }
+
+    fn worker_of(&self, exe: &Path, args: &[&str], threads: usize) -> Command {
+        let mut cmd = Command::new(exe);
+        cmd.arg("bench-worker")
+            .args(args)
+            .env("RAYON_NUM_THREADS", threads.to_string());
+        cmd
+    }
+
+    fn python(&self, script: &str, args: &[&str], threads: usize) -> Option<Command> {
+        let py = self.python.as_ref().filter(|_| self.torch)?;
+        let mut cmd = Command::new(py);
+        cmd.arg(self.root.join("xtask/bench").join(script))
+            .args(args)
+            .args(["--threads", &threads.to_string()])
+            .env("OMP_NUM_THREADS", threads.to_string())
+            .env("MKL_NUM_THREADS", threads.to_string());
+        Some(cmd)
+    }
+}
+
+fn median(v: &[f64]) -> f64 {
+    let mut v = v.to_vec();
     v.sort_by(f64::total_cmp);
     let n = v.len();
     if n % 2 == 1 {
@@ -67,124 +226,400 @@ fn median(v: &mut [f64]) -> f64 {
     }
 }
 
-/// Runs one measurement process and reads its `images_per_sec`.
-fn measure(mut cmd: Command) -> Result<f64> {
+/// Runs one measurement process and returns its last output line, parsed.
+fn measure(mut cmd: Command) -> Result<serde_json::Value> {
     let out = cmd.output().with_context(|| format!("running {cmd:?}"))?;
     if !out.status.success() {
         bail!("{cmd:?} failed: {}", String::from_utf8_lossy(&out.stderr));
     }
     let text = String::from_utf8_lossy(&out.stdout);
     let line = text.lines().last().context("no output")?;
-    let v: serde_json::Value =
-        serde_json::from_str(line).with_context(|| format!("parsing `{line}`"))?;
-    v["images_per_sec"].as_f64().context("no images_per_sec")
+    serde_json::from_str(line).with_context(|| format!("parsing `{line}`"))
 }
 
-fn lenet_train(o: &Options) -> Result<()> {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .context("workspace root")?;
-    let python = std::env::var("PYTHON").ok();
-    let torch_ok = python.as_ref().is_some_and(|p| {
-        Command::new(p)
-            .args(["-c", "import torch"])
-            .output()
-            .is_ok_and(|o| o.status.success())
-    });
-    if !torch_ok {
-        eprintln!("no PYTHON with torch: measuring convnets only");
+fn field(v: &serde_json::Value, name: &str) -> Result<f64> {
+    v[name]
+        .as_f64()
+        .with_context(|| format!("no `{name}` in {v}"))
+}
+
+/// The matrix-product rate ours (candle's gemm) and PyTorch's reach; returns the larger.
+fn gemm(env: &Env, o: &Options) -> Result<f64> {
+    let threads = o.threads.as_ref().map_or(2, |t| t[0]);
+    let (mut ours, mut theirs) = (Vec::new(), Vec::new());
+    for _ in 0..o.rounds {
+        ours.push(field(&measure(env.worker(&["gemm"], threads))?, "gflops")?);
+        if let Some(cmd) = env.python("infer.py", &["--gemm"], threads) {
+            theirs.push(field(&measure(cmd)?, "gflops")?);
+        }
     }
-    let exe = std::env::current_exe()?;
+    println!("f32 matrix product 2048×2048×2048, {threads} threads, GFLOP/s (median)\n");
+    println!("| candle (gemm crate) | PyTorch |");
+    println!("|---|---|");
+    let a = median(&ours);
+    let b = (!theirs.is_empty()).then(|| median(&theirs));
     println!(
-        "LeNet-5 training, batch {}, {} rounds, images/s (median)\n",
-        o.batch, o.rounds
+        "| {a:.0} | {} |\n",
+        b.map_or("-".into(), |b| format!("{b:.0}"))
     );
-    println!("| model | threads | convnets | PyTorch | ratio |");
-    println!("|---|---|---|---|---|");
-    for variant in ["modern", "classic"] {
-        for &threads in &o.threads {
-            let (mut ours, mut theirs) = (Vec::new(), Vec::new());
-            for _ in 0..o.rounds {
-                let mut cmd = Command::new(&exe);
-                cmd.args(["bench-worker", "lenet-train", variant, &o.batch.to_string()])
-                    .env("RAYON_NUM_THREADS", threads.to_string());
-                ours.push(measure(cmd)?);
-                if let (true, Some(py)) = (torch_ok, &python) {
-                    let mut cmd = Command::new(py);
-                    cmd.arg(root.join("xtask/bench/lenet_train.py"))
-                        .args([
-                            "--variant",
-                            variant,
-                            "--threads",
-                            &threads.to_string(),
+    Ok(a.max(b.unwrap_or(0.0)))
+}
+
+fn infer(env: &Env, o: &Options, limit: Option<f64>) -> Result<()> {
+    let threads = o.threads.as_ref().map_or(2, |t| t[0]);
+    let batch = o.batch.unwrap_or(16);
+    let models = o
+        .models
+        .clone()
+        .unwrap_or_else(|| INFER_MODELS.iter().map(|s| s.to_string()).collect());
+    let mut impls: Vec<&str> = o
+        .impls
+        .iter()
+        .map(String::as_str)
+        .filter(|i| match *i {
+            "convnets" => true,
+            "ort" => env.ort,
+            _ => env.torch,
+        })
+        .collect();
+    if o.baseline.is_some() {
+        impls.insert(1, "before");
+    }
+    println!(
+        "inference, batch {batch}, f32, {threads} threads, images/s (median of {} rounds)\n",
+        o.rounds
+    );
+    let mut header = "| model |".to_string();
+    for i in &impls {
+        header += &format!(" {} |", impl_title(i));
+    }
+    if impls.contains(&"convnets") {
+        for i in impls.iter().filter(|i| **i != "convnets") {
+            header += &format!(" ÷ {} |", impl_title(i));
+        }
+    }
+    let limit_col = limit.is_some() && env.torch;
+    if limit_col {
+        header += " GFLOP/img | limit |";
+    }
+    println!("{header}");
+    println!("{}", "|---".repeat(header.matches('|').count() - 1) + "|");
+    let seconds = o.seconds.to_string();
+    let batch_s = batch.to_string();
+    for model in &models {
+        let mut results: HashMap<&str, Vec<f64>> = HashMap::new();
+        let mut gflops = None;
+        for _ in 0..o.rounds {
+            for &i in &impls {
+                let args = ["infer", model, &batch_s, &seconds];
+                let cmd = if i == "convnets" {
+                    Some(env.worker(&args, threads))
+                } else if i == "before" {
+                    o.baseline
+                        .as_ref()
+                        .map(|b| env.worker_of(b, &args, threads))
+                } else {
+                    env.python(
+                        "infer.py",
+                        &[
+                            "--model",
+                            model,
+                            "--impl",
+                            i,
                             "--batch",
-                            &o.batch.to_string(),
-                        ])
-                        .env("OMP_NUM_THREADS", threads.to_string());
-                    theirs.push(measure(cmd)?);
+                            &batch_s,
+                            "--seconds",
+                            &seconds,
+                        ],
+                        threads,
+                    )
+                };
+                let Some(cmd) = cmd else { continue };
+                let v = measure(cmd)?;
+                results
+                    .entry(i)
+                    .or_default()
+                    .push(field(&v, "images_per_sec")?);
+                if let Some(g) = v["gflops_per_image"].as_f64() {
+                    gflops = Some(g);
                 }
             }
-            let a = median(&mut ours);
-            if theirs.is_empty() {
-                println!("| LeNet-5 {variant} | {threads} | {a:.0} | - | - |");
+        }
+        let med: Vec<f64> = impls.iter().map(|i| median(&results[i])).collect();
+        let mut row = format!("| {model} |");
+        for m in &med {
+            row += &format!(" {m:.1} |");
+        }
+        if impls.contains(&"convnets") {
+            for (i, m) in impls.iter().zip(&med).filter(|(i, _)| **i != "convnets") {
+                let _ = i;
+                row += &format!(" {:.2}× |", med[0] / m);
+            }
+        }
+        if limit_col {
+            match (gflops, limit) {
+                (Some(g), Some(l)) => row += &format!(" {g:.2} | {:.1} |", l / g),
+                _ => row += " - | - |",
+            }
+        }
+        println!("{row}");
+    }
+    if limit_col {
+        println!(
+            "\nlimit: images/s at the measured matrix-product rate, if every multiply-add of the \
+             network ran at it (FLOPs counted by torch.utils.flop_counter)"
+        );
+    }
+    println!();
+    Ok(())
+}
+
+fn impl_title(i: &str) -> &'static str {
+    match i {
+        "convnets" => "convnets",
+        "before" => "convnets before",
+        "torch" => "PyTorch NCHW",
+        "torch-cl" => "PyTorch channels_last",
+        "ort" => "ONNX Runtime",
+        _ => "?",
+    }
+}
+
+fn train(env: &Env, o: &Options) -> Result<()> {
+    let models = o
+        .models
+        .clone()
+        .unwrap_or_else(|| TRAIN_MODELS.iter().map(|s| s.to_string()).collect());
+    let threads = o.threads.clone().unwrap_or_else(|| vec![1, 2]);
+    println!(
+        "training steps (forward, loss, backward, SGD with momentum), f32, images/s \
+         (median of {} rounds)\n",
+        o.rounds
+    );
+    let before = o.baseline.as_ref();
+    if before.is_some() {
+        println!("| model | batch | threads | convnets before | convnets | PyTorch | ratio |");
+        println!("|---|---|---|---|---|---|---|");
+    } else {
+        println!("| model | batch | threads | convnets | PyTorch | ratio |");
+        println!("|---|---|---|---|---|---|");
+    }
+    let seconds = o.seconds.to_string();
+    for model in &models {
+        let batch = o
+            .batch
+            .unwrap_or(if model.starts_with("lenet") { 64 } else { 128 });
+        let batch_s = batch.to_string();
+        for &t in &threads {
+            let (mut ours, mut theirs, mut earlier) = (Vec::new(), Vec::new(), Vec::new());
+            for _ in 0..o.rounds {
+                let args = ["train", model, &batch_s, &seconds];
+                if let Some(b) = before {
+                    earlier.push(field(
+                        &measure(env.worker_of(b, &args, t))?,
+                        "images_per_sec",
+                    )?);
+                }
+                ours.push(field(&measure(env.worker(&args, t))?, "images_per_sec")?);
+                let args = ["--model", model, "--batch", &batch_s, "--seconds", &seconds];
+                if let Some(cmd) = env.python("train.py", &args, t) {
+                    theirs.push(field(&measure(cmd)?, "images_per_sec")?);
+                }
+            }
+            let a = median(&ours);
+            let before = if earlier.is_empty() {
+                String::new()
             } else {
-                let b = median(&mut theirs);
+                format!(" {:.0} |", median(&earlier))
+            };
+            if theirs.is_empty() {
+                println!("| {model} | {batch} | {t} |{before} {a:.0} | - | - |");
+            } else {
+                let b = median(&theirs);
                 println!(
-                    "| LeNet-5 {variant} | {threads} | {a:.0} | {b:.0} | {:.2}× |",
+                    "| {model} | {batch} | {t} |{before} {a:.0} | {b:.0} | {:.2}× |",
                     a / b
                 );
             }
         }
     }
+    println!();
     Ok(())
 }
 
 /// The measuring side of `bench`, in its own process.
 pub fn worker(args: &[String]) -> Result<()> {
-    let [what, variant, batch] = args else {
-        bail!("bench-worker lenet-train <classic|modern> <batch>");
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let v = match args.as_slice() {
+        ["gemm"] => serde_json::json!({ "impl": "candle", "gflops": gemm_rate()? }),
+        ["infer", model, batch, seconds] => {
+            let ips = infer_rate(model, batch.parse()?, seconds.parse()?)?;
+            serde_json::json!({ "impl": "convnets", "images_per_sec": ips })
+        }
+        ["train", model, batch, seconds] => {
+            let ips = train_rate(model, batch.parse()?, seconds.parse()?)?;
+            serde_json::json!({ "impl": "convnets", "images_per_sec": ips })
+        }
+        _ => bail!(
+            "bench-worker gemm | infer <model> <batch> <seconds> | train <model> <batch> <seconds>"
+        ),
     };
-    if what != "lenet-train" {
-        bail!("unknown worker `{what}`");
+    println!("{v}");
+    Ok(())
+}
+
+/// Runs `step` (after two warm-up calls) until `seconds` have passed and at least three
+/// calls were timed; returns calls per second.
+fn rate(seconds: f64, mut step: impl FnMut() -> Result<()>) -> Result<f64> {
+    step()?;
+    step()?;
+    let (start, min) = (Instant::now(), Duration::from_secs_f64(seconds));
+    let mut calls = 0;
+    while calls < 3 || start.elapsed() < min {
+        step()?;
+        calls += 1;
     }
-    let batch: usize = batch.parse()?;
+    Ok(calls as f64 / start.elapsed().as_secs_f64())
+}
+
+fn gemm_rate() -> Result<f64> {
+    let n = 2048;
+    let dev = Device::Cpu;
+    let a = Tensor::randn(0f32, 1.0, (n, n), &dev)?;
+    let b = Tensor::randn(0f32, 1.0, (n, n), &dev)?;
+    let calls = rate(1.0, || {
+        a.matmul(&b)?;
+        Ok(())
+    })?;
+    Ok(calls * 2.0 * (n * n * n) as f64 / 1e9)
+}
+
+/// Builds `model` with seeded random weights as plain tensors (as a checkpoint gives them:
+/// nothing tracks gradients), BatchNorm folded, as one would deploy it.
+fn inference_model(model: &str) -> Result<(Box<dyn Classifier>, usize)> {
+    let dev = Device::Cpu;
+    let build = |vb: VarBuilder<'_>| -> Result<(Box<dyn Classifier>, usize)> {
+        Ok(match model {
+            "resnet50" => (Box::new(ResNet::new(&ResNetConfig::resnet50(), vb)?), 224),
+            "resnet101" => (Box::new(ResNet::new(&ResNetConfig::resnet101(), vb)?), 224),
+            "resnet18" => (Box::new(ResNet::new(&ResNetConfig::resnet18(), vb)?), 224),
+            "vgg16" => (
+                Box::new(convnets_vgg::Vgg::new(&convnets_vgg::VggConfig::d(), vb)?),
+                224,
+            ),
+            "vgg16_bn" => (
+                Box::new(convnets_vgg::Vgg::new(
+                    &convnets_vgg::VggConfig::d().with_batch_norm(),
+                    vb,
+                )?),
+                224,
+            ),
+            "alexnet" => (
+                Box::new(convnets_alexnet::AlexNet::new(
+                    &convnets_alexnet::AlexNetConfig::alexnet(),
+                    vb,
+                )?),
+                224,
+            ),
+            "googlenet" => (
+                Box::new(Inception::new(
+                    GoogLeNetConfig::googlenet().with_aux_logits(false),
+                    vb,
+                )?),
+                224,
+            ),
+            "inception_v3" => (
+                Box::new(Inception::new(
+                    InceptionV3Config::inception_v3().with_aux_logits(false),
+                    vb,
+                )?),
+                299,
+            ),
+            other => {
+                bail!("unknown model `{other}` (one of {INFER_MODELS:?}, resnet101, vgg16_bn)")
+            }
+        })
+    };
+    let varmap = VarMap::new();
+    build(convnets_core::init::var_builder(
+        &varmap,
+        0,
+        DType::F32,
+        &dev,
+    ))?;
+    let tensors: HashMap<String, Tensor> = varmap
+        .data()
+        .lock()
+        .map_err(|_| anyhow::anyhow!("VarMap lock poisoned"))?
+        .iter()
+        .map(|(k, v)| (k.clone(), v.as_tensor().detach()))
+        .collect();
+    let (mut net, size) = build(VarBuilder::from_tensors(tensors, DType::F32, &dev))?;
+    net.fold_batch_norm()?;
+    Ok((net, size))
+}
+
+fn infer_rate(model: &str, batch: usize, seconds: f64) -> Result<f64> {
+    let (net, size) = inference_model(model)?;
+    let x = Tensor::randn(0f32, 1.0, (batch, 3, size, size), &Device::Cpu)?;
+    let calls = rate(seconds, || {
+        net.forward_t(&x, false)?;
+        Ok(())
+    })?;
+    Ok(calls * batch as f64)
+}
+
+fn train_rate(model: &str, batch: usize, seconds: f64) -> Result<f64> {
     let dev = Device::Cpu;
     let varmap = VarMap::new();
-    let model = LeNet5::new(
-        &crate::train::lenet_config(variant)?,
-        convnets_core::init::var_builder(&varmap, 0, DType::F32, &dev),
-    )?;
-    let mut opt = OptimizerConfig::sgd(0.9, 0.0).build(&varmap)?;
-    let criterion = if variant == "classic" {
-        Criterion::LeCunMap { j: 10.0 }
-    } else {
-        Criterion::CROSS_ENTROPY
+    let vb = convnets_core::init::var_builder(&varmap, 0, DType::F32, &dev);
+    let (net, criterion, input, classes, opt): (Box<dyn Classifier>, _, _, _, _) = match model {
+        "lenet5-modern" | "lenet5-classic" => {
+            let variant = &model["lenet5-".len()..];
+            let criterion = if variant == "classic" {
+                Criterion::LeCunMap { j: 10.0 }
+            } else {
+                Criterion::CROSS_ENTROPY
+            };
+            let net = LeNet5::new(&crate::train::lenet_config(variant)?, vb)?;
+            (
+                Box::new(net),
+                criterion,
+                (1, 32),
+                10,
+                OptimizerConfig::sgd(0.9, 0.0),
+            )
+        }
+        "resnet20" | "resnet56" => {
+            let cfg = if model == "resnet20" {
+                ResNetConfig::resnet20()
+            } else {
+                ResNetConfig::resnet56()
+            };
+            (
+                Box::new(ResNet::new(&cfg, vb)?),
+                Criterion::CROSS_ENTROPY,
+                (3, 32),
+                10,
+                OptimizerConfig::sgd(0.9, 1e-4),
+            )
+        }
+        other => bail!("unknown model `{other}` (one of {TRAIN_MODELS:?})"),
     };
-    let x = Tensor::randn(0f32, 1.0, (batch, 1, 32, 32), &dev)?;
+    let mut opt = opt.build(&varmap)?;
+    let (c, s) = input;
+    let x = Tensor::randn(0f32, 1.0, (batch, c, s, s), &dev)?;
     let y = Tensor::from_vec(
-        (0..batch as u32).map(|i| i % 10).collect::<Vec<_>>(),
+        (0..batch as u32).map(|i| i % classes).collect::<Vec<_>>(),
         batch,
         &dev,
     )?;
-    let mut step = || -> Result<()> {
-        let out = model.forward_train(&x)?;
+    let calls = rate(seconds, || {
+        let out = net.forward_train(&x)?;
         let loss = criterion.loss(&out, &y)?;
         let grads = loss.backward()?;
         opt.step(&grads, 1e-3)?;
         Ok(())
-    };
-    for _ in 0..10 {
-        step()?;
-    }
-    let steps = 100;
-    let t = Instant::now();
-    for _ in 0..steps {
-        step()?;
-    }
-    let ips = (batch * steps) as f64 / t.elapsed().as_secs_f64();
-    println!(
-        "{}",
-        serde_json::json!({ "impl": "convnets", "images_per_sec": ips })
-    );
-    Ok(())
+    })?;
+    Ok(calls * batch as f64)
 }

@@ -10,8 +10,9 @@ const USAGE: &str = "\
 usage: cargo xtask <task> [args]
 
 tasks:
-  bench lenet-train [--threads N] [--rounds N]
-                       LeNet-5 training throughput against PyTorch (set PYTHON)
+  bench [infer|train|gemm|lenet-train] [--models ..] [--threads N] [--rounds N] ...
+                       speed against PyTorch and ONNX Runtime (set PYTHON; see
+                       `cargo xtask bench --help`)
   train lenet5 [--variant classic|modern] [--distortions] [--dataset mnist|fashion] ...
                        train LeNet-5 (see `cargo xtask train lenet5 --help`)
   fixtures [ARCH...]   regenerate the parity fixtures with tests/parity/generate.py

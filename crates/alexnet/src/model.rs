@@ -4,7 +4,8 @@ use candle_core::{Result, Tensor};
 use candle_nn::{Init, ModuleT, VarBuilder};
 use convnets_core::Classifier;
 use convnets_core::layers::{
-    AdaptiveAvgPool2d, Conv2d, Conv2dConfig, Dropout, Linear, LocalResponseNorm, MaxPool2d,
+    Activation, AdaptiveAvgPool2d, Conv2d, Conv2dConfig, Dropout, Linear, LocalResponseNorm,
+    MaxPool2d,
 };
 
 use crate::config::{AlexNetConfig, DropoutAt, InitScheme};
@@ -88,7 +89,7 @@ struct Stage {
 
 impl Stage {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let mut x = self.conv.forward(x)?.relu()?;
+        let mut x = self.conv.forward_act(x, Activation::Relu)?;
         if let Some(lrn) = &self.lrn {
             x = lrn.forward(&x)?;
         }

@@ -29,6 +29,7 @@ pub mod classifier;
 pub mod device;
 pub mod error;
 pub mod init;
+mod kernels;
 pub mod layers;
 pub mod parity;
 pub mod procedural;

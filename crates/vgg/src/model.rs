@@ -4,41 +4,16 @@ use candle_core::{Result, Tensor};
 use candle_nn::{Init, ModuleT, VarBuilder};
 use convnets_core::Classifier;
 use convnets_core::layers::{
-    AdaptiveAvgPool2d, BatchNorm2d, BatchNormConfig, Conv2d, Conv2dConfig, Dropout,
-    KAIMING_NORMAL_FAN_OUT, Linear, LocalResponseNorm, MaxPool2d,
+    Activation, AdaptiveAvgPool2d, BatchNorm2d, BatchNormConfig, Conv2d, Conv2dConfig, ConvNormAct,
+    Dropout, KAIMING_NORMAL_FAN_OUT, Linear, LocalResponseNorm, MaxPool2d,
 };
 
 use crate::config::{FC6_SIDE, LRN, VggConfig, VggLayer};
 
-/// A convolution, its optional BatchNorm, and ReLU.
-#[derive(Debug, Clone)]
-struct ConvBlock {
-    conv: Conv2d,
-    norm: Option<BatchNorm2d>,
-}
-
-impl ConvBlock {
-    fn forward_t(&self, x: &Tensor, train: bool) -> Result<Tensor> {
-        let y = self.conv.forward(x)?;
-        let y = match &self.norm {
-            Some(norm) => norm.forward_t(&y, train)?,
-            None => y,
-        };
-        y.relu()
-    }
-
-    fn fold_batch_norm(&mut self) -> Result<()> {
-        if let Some(norm) = self.norm.take() {
-            let (w, b) = norm.fold_into(self.conv.weight(), self.conv.bias())?;
-            self.conv = Conv2d::from_parts(w, Some(b), *self.conv.config());
-        }
-        Ok(())
-    }
-}
-
 #[derive(Debug, Clone)]
 enum Feature {
-    Conv(ConvBlock),
+    /// A convolution, its optional BatchNorm, and ReLU.
+    Conv(ConvNormAct),
     Lrn(LocalResponseNorm),
     Pool(MaxPool2d),
 }
@@ -117,7 +92,11 @@ impl Vgg {
                 None
             };
             index += 1; // ReLU
-            features.push(Feature::Conv(ConvBlock { conv, norm }));
+            features.push(Feature::Conv(ConvNormAct::from_parts(
+                conv,
+                norm,
+                Activation::Relu,
+            )));
             in_c = out_c;
         }
         let vb_classifier = vb.pp("classifier");

@@ -1,11 +1,12 @@
 //! Convolutions: `torch.nn.Conv2d` with the kernels and paddings classic nets use, and the
 //! conv + BatchNorm + ReLU block with BatchNorm folding.
 
-use candle_core::{Result, Tensor};
+use candle_core::{DType, Result, Tensor};
 use candle_nn::init::{FanInOut, NonLinearity, NormalOrUniform};
 use candle_nn::{Init, ModuleT, VarBuilder};
 
 use super::norm::{BatchNorm2d, BatchNormConfig};
+use crate::kernels::{self, conv::Epilogue};
 
 /// The geometry of a convolution. Construction is `const`, so family configs can hold them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -195,6 +196,76 @@ impl Conv2d {
 
     /// Applies the convolution to an `[N, C, H, W]` tensor.
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        self.forward_act(x, Activation::Identity)
+    }
+
+    /// `act(conv(x) + bias)`: on the CPU inference path, the activation is applied to the
+    /// output rows while they are in cache rather than in a pass of its own.
+    pub fn forward_act(&self, x: &Tensor, act: Activation) -> Result<Tensor> {
+        self.forward_fused(x, Tail::act(act), false)
+    }
+
+    /// `tail(conv(x) + bias)`, in one pass on the CPU inference path (f32, nothing tracking
+    /// gradients, BatchNorm in evaluation); with the ordinary operations otherwise.
+    fn forward_fused(&self, x: &Tensor, tail: Tail<'_>, train: bool) -> Result<Tensor> {
+        if let Some(epilogue) = self.epilogue(x, &tail, train)? {
+            return kernels::conv::conv2d(x, &self.weight, &self.config, &epilogue);
+        }
+        let mut y = self.forward_unfused(x)?;
+        if let Some(norm) = tail.norm {
+            y = norm.forward_t(&y, train)?;
+        }
+        y = tail.act.apply(&y)?;
+        if let Some(r) = tail.residual {
+            y = tail.act_after.apply(&(y + r)?)?;
+        }
+        Ok(y)
+    }
+
+    /// The fused kernel's epilogue for `tail`, or `None` when the kernel does not apply.
+    fn epilogue(&self, x: &Tensor, tail: &Tail<'_>, train: bool) -> Result<Option<Epilogue>> {
+        let f32_cpu = |t: &Tensor| t.device().is_cpu() && t.dtype() == DType::F32 && !t.track_op();
+        let applies = f32_cpu(x)
+            && f32_cpu(&self.weight)
+            && self.bias.as_ref().is_none_or(f32_cpu)
+            && tail.residual.is_none_or(f32_cpu)
+            && match tail.norm {
+                None => true,
+                Some(norm) => !train && !norm.tracks_op(),
+            };
+        if !applies {
+            return Ok(None);
+        }
+        let bias = match &self.bias {
+            Some(b) => Some(b.to_dtype(DType::F64)?),
+            None => None,
+        };
+        // bn(conv + b) = conv·scale + (b·scale + shift).
+        let (scale, shift) = match (tail.norm, bias) {
+            (Some(norm), bias) => {
+                let (scale, shift) = norm.scale_shift()?;
+                let shift = match bias {
+                    Some(b) => ((b * &scale)? + shift)?,
+                    None => shift,
+                };
+                (Some(scale), Some(shift))
+            }
+            (None, bias) => (None, bias),
+        };
+        let to_vec = |t: Option<Tensor>| -> Result<Option<Vec<f32>>> {
+            t.map(|t| t.to_dtype(DType::F32)?.to_vec1::<f32>())
+                .transpose()
+        };
+        Ok(Some(Epilogue {
+            scale: to_vec(scale)?,
+            shift: to_vec(shift)?,
+            act: Some(tail.act),
+            residual: tail.residual.cloned(),
+            act_after: tail.residual.map(|_| tail.act_after),
+        }))
+    }
+
+    fn forward_unfused(&self, x: &Tensor) -> Result<Tensor> {
         let c = &self.config;
         let y = if super::im2col::applies(x, &self.weight) {
             // Training on CPU: a backward pass through candle's kernel would be a scalar loop.
@@ -212,6 +283,26 @@ impl Conv2d {
         match &self.bias {
             Some(b) => y.broadcast_add(&b.reshape((1, (), 1, 1))?),
             None => Ok(y),
+        }
+    }
+}
+
+/// What follows a convolution: `act_after(act(norm(y)) + residual)`.
+#[derive(Debug, Clone, Copy)]
+struct Tail<'a> {
+    norm: Option<&'a BatchNorm2d>,
+    act: Activation,
+    residual: Option<&'a Tensor>,
+    act_after: Activation,
+}
+
+impl Tail<'_> {
+    fn act(act: Activation) -> Self {
+        Self {
+            norm: None,
+            act,
+            residual: None,
+            act_after: Activation::Identity,
         }
     }
 }
@@ -297,6 +388,12 @@ impl ConvNormAct {
         })
     }
 
+    /// A block from its parts: `conv` (with or without bias), an optional BatchNorm over its
+    /// output, and `act` (VGG-BN's convolutions keep their bias before the BatchNorm).
+    pub fn from_parts(conv: Conv2d, norm: Option<BatchNorm2d>, act: Activation) -> Self {
+        Self { conv, norm, act }
+    }
+
     /// A convolution (with the bias its config asks for) → `act`, without normalisation.
     pub fn without_norm(conv: Conv2d, act: Activation) -> Self {
         Self {
@@ -314,6 +411,25 @@ impl ConvNormAct {
     /// The BatchNorm, unless it has been folded.
     pub fn norm(&self) -> Option<&BatchNorm2d> {
         self.norm.as_ref()
+    }
+
+    /// `act(self(x) + residual)`, the end of a residual block (`residual` has the output's
+    /// shape): on the CPU inference path the sum and the activation are applied to the
+    /// output rows while they are in cache.
+    pub fn forward_residual_t(
+        &self,
+        x: &Tensor,
+        residual: &Tensor,
+        act: Activation,
+        train: bool,
+    ) -> Result<Tensor> {
+        let tail = Tail {
+            norm: self.norm.as_ref(),
+            act: self.act,
+            residual: Some(residual),
+            act_after: act,
+        };
+        self.conv.forward_fused(x, tail, train)
     }
 
     /// Folds the BatchNorm into the convolution, for inference: afterwards the block computes
@@ -334,11 +450,10 @@ impl ConvNormAct {
 
 impl ModuleT for ConvNormAct {
     fn forward_t(&self, x: &Tensor, train: bool) -> Result<Tensor> {
-        let y = self.conv.forward(x)?;
-        let y = match &self.norm {
-            Some(norm) => norm.forward_t(&y, train)?,
-            None => y,
+        let tail = Tail {
+            norm: self.norm.as_ref(),
+            ..Tail::act(self.act)
         };
-        self.act.apply(&y)
+        self.conv.forward_fused(x, tail, train)
     }
 }

@@ -101,6 +101,14 @@ impl BatchNorm2d {
         self.config
     }
 
+    /// Whether the learnable scale or shift records operations for a backward pass.
+    pub(crate) fn tracks_op(&self) -> bool {
+        [&self.weight, &self.bias]
+            .into_iter()
+            .flatten()
+            .any(Tensor::track_op)
+    }
+
     /// The per-channel affine map of evaluation mode, `y = scale·x + shift`, computed in f64.
     pub fn scale_shift(&self) -> Result<(Tensor, Tensor)> {
         let f64_ = |t: &Tensor| t.detach().to_dtype(DType::F64);

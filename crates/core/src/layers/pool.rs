@@ -5,8 +5,9 @@
 //! that candle's floor-mode kernel produces exactly those windows, and, for average pooling,
 //! rescale each output by the divisor PyTorch would have used.
 
-use candle_core::{D, Result, Tensor};
+use candle_core::{CpuStorage, CustomOp1, D, DType, Layout, Result, Shape, Tensor};
 use candle_nn::ModuleT;
+use rayon::prelude::*;
 
 /// Pooling geometry along one spatial axis.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -175,6 +176,9 @@ impl MaxPool2d {
         let (h, w) = check_nchw(x, "MaxPool2d")?;
         let wh = self.h.windows(h, self.ceil_mode)?;
         let ww = self.w.windows(w, self.ceil_mode)?;
+        if direct_applies(x) {
+            return DirectPool::new(Reduce::Max, (self.h, wh), (self.w, ww), (h, w)).apply(x);
+        }
         let x = pad_axis(x, 2, wh, f64::NEG_INFINITY)?;
         let x = pad_axis(&x, 3, ww, f64::NEG_INFINITY)?;
         if !overlapping_with_grad(&x, self.h, self.w) {
@@ -227,6 +231,116 @@ fn strided_reduce(
     views[1..]
         .iter()
         .try_fold(views[0].clone(), |acc, v| op(&acc, v))
+}
+
+/// Whether the direct kernel computes a pooling: an f32 CPU tensor that tracks no gradient.
+fn direct_applies(x: &Tensor) -> bool {
+    x.device().is_cpu() && x.dtype() == DType::F32 && !x.track_op()
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Reduce {
+    Max,
+    Mean,
+}
+
+/// Pooling in one pass over the input, for inference: each output is the maximum, or the
+/// sum divided by PyTorch's divisor, of its window clipped to the input. Padding never wins
+/// a maximum (it is `-inf`) and adds nothing to a sum, so clipping gives PyTorch's values;
+/// NaN propagates through a maximum, as in PyTorch.
+#[derive(Debug, Clone)]
+struct DirectPool {
+    reduce: Reduce,
+    /// Per output row and column, the input range of its window.
+    rows: Vec<(usize, usize)>,
+    cols: Vec<(usize, usize)>,
+    /// Per output row and column, the divisor's factor (average pooling).
+    dh: Vec<usize>,
+    dw: Vec<usize>,
+}
+
+impl DirectPool {
+    /// The windows of `h`/`w` over an input of `len = (rows, cols)`.
+    fn new(
+        reduce: Reduce,
+        (h, wh): (Axis, Windows),
+        (w, ww): (Axis, Windows),
+        len: (usize, usize),
+    ) -> Self {
+        let ranges = |a: Axis, win: Windows, len: usize| -> Vec<(usize, usize)> {
+            (0..win.out)
+                .map(|i| {
+                    let start = (i * a.stride) as isize - a.padding as isize;
+                    let end = (start + a.kernel as isize).min(len as isize);
+                    (start.max(0) as usize, end.max(0) as usize)
+                })
+                .collect()
+        };
+        Self {
+            reduce,
+            rows: ranges(h, wh, len.0),
+            cols: ranges(w, ww, len.1),
+            dh: Vec::new(),
+            dw: Vec::new(),
+        }
+    }
+
+    fn apply(&self, x: &Tensor) -> Result<Tensor> {
+        x.contiguous()?.apply_op1_no_bwd(self)
+    }
+
+    fn plane(&self, x: &[f32], w: usize, out: &mut [f32]) {
+        let ow = self.cols.len();
+        for (i, &(y0, y1)) in self.rows.iter().enumerate() {
+            let out = &mut out[i * ow..][..ow];
+            for (j, &(x0, x1)) in self.cols.iter().enumerate() {
+                out[j] = match self.reduce {
+                    Reduce::Max => {
+                        let mut m = f32::NEG_INFINITY;
+                        for y in y0..y1 {
+                            for &v in &x[y * w + x0..y * w + x1] {
+                                if v > m || v.is_nan() {
+                                    m = v;
+                                }
+                            }
+                        }
+                        m
+                    }
+                    Reduce::Mean => {
+                        let mut sum = 0f32;
+                        for y in y0..y1 {
+                            sum += x[y * w + x0..y * w + x1].iter().sum::<f32>();
+                        }
+                        sum / (self.dh[i] * self.dw[j]) as f32
+                    }
+                };
+            }
+        }
+    }
+}
+
+impl CustomOp1 for DirectPool {
+    fn name(&self) -> &'static str {
+        "convnets-pool2d"
+    }
+
+    fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> Result<(CpuStorage, Shape)> {
+        let CpuStorage::F32(x) = storage else {
+            candle_core::bail!("pooling: f32 only")
+        };
+        let Some((start, end)) = layout.contiguous_offsets() else {
+            candle_core::bail!("pooling: the input must be contiguous")
+        };
+        let &[n, c, h, w] = layout.dims() else {
+            candle_core::bail!("pooling: expected [N, C, H, W], got {:?}", layout.dims())
+        };
+        let (oh, ow) = (self.rows.len(), self.cols.len());
+        let mut out = vec![0f32; n * c * oh * ow];
+        out.par_chunks_mut(oh * ow)
+            .zip(x[start..end].par_chunks(h * w))
+            .for_each(|(out, plane)| self.plane(plane, w, out));
+        Ok((CpuStorage::F32(out), Shape::from((n, c, oh, ow))))
+    }
 }
 
 impl ModuleT for MaxPool2d {
@@ -291,6 +405,15 @@ impl AvgPool2d {
         let (h, w) = check_nchw(x, "AvgPool2d")?;
         let wh = self.h.windows(h, self.ceil_mode)?;
         let ww = self.w.windows(w, self.ceil_mode)?;
+        if direct_applies(x) {
+            let pool = DirectPool::new(Reduce::Mean, (self.h, wh), (self.w, ww), (h, w));
+            return DirectPool {
+                dh: self.h.divisors(h, wh, self.count_include_pad),
+                dw: self.w.divisors(w, ww, self.count_include_pad),
+                ..pool
+            }
+            .apply(x);
+        }
         let padded = pad_axis(x, 2, wh, 0.0)?;
         let padded = pad_axis(&padded, 3, ww, 0.0)?;
         let (kh, kw) = (self.h.kernel, self.w.kernel);
@@ -359,6 +482,11 @@ impl AdaptiveAvgPool2d {
         let (oh, ow) = (self.out_h, self.out_w);
         if (oh, ow) == (1, 1) {
             return x.mean_keepdim(3)?.mean_keepdim(2);
+        }
+        if (oh, ow) == (h, w) {
+            // One element per bin: the mean is the element (VGG's and AlexNet's heads at
+            // 224 × 224).
+            return Ok(x.clone());
         }
         if h % oh == 0 && w % ow == 0 {
             return x.avg_pool2d_with_stride((h / oh, w / ow), (h / oh, w / ow));

@@ -1,0 +1,605 @@
+//! The convolution of the CPU inference path, with what follows it fused in.
+//!
+//! `[N, C, H, W]` in, `[N, O, OH, OW]` out, both NCHW: a convolution is, per image and group,
+//! the product `W · cols` of the weight as an `[O, C·kh·kw]` matrix (its own memory layout,
+//! so nothing is packed) and the input's columns `[C·kh·kw, OH·OW]`. The product is written
+//! straight into the output tensor's rows, then one pass over the fresh rows, while they are
+//! in cache, applies the epilogue: a per-channel scale and shift (the bias, or an evaluation
+//! BatchNorm), an activation, a residual and a second activation.
+//!
+//! - A 1×1 convolution with stride 1 reads its input in place: its columns are the input.
+//! - Otherwise columns are gathered tile by tile (a few hundred output positions at a time,
+//!   sized to stay in L2) into a per-thread buffer; stride-1 rows are `memcpy`s.
+//! - Small maps (the 7×7 of ResNet's last stage) put several images in one product, so
+//!   that the matrix is wide enough for the kernel, through a scratch buffer the epilogue
+//!   scatters back.
+//!
+//! Images are shared among the rayon threads, each running single-threaded products; a
+//! batch with fewer images than threads runs the products multi-threaded instead.
+
+use std::cell::RefCell;
+use std::thread::LocalKey;
+
+use candle_core::{CpuStorage, CustomOp1, Layout, Result, Shape, Storage, Tensor};
+use rayon::prelude::*;
+
+use super::gemm::{MatMut, MatRef, matmul};
+use crate::layers::{Activation, Conv2dConfig};
+
+/// The geometry of one convolution over `[N, C, H, W]`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Geometry {
+    pub c: usize,
+    pub h: usize,
+    pub w: usize,
+    pub o: usize,
+    pub groups: usize,
+    pub kh: usize,
+    pub kw: usize,
+    pub stride: usize,
+    pub ph: usize,
+    pub pw: usize,
+    pub dilation: usize,
+    pub oh: usize,
+    pub ow: usize,
+}
+
+impl Geometry {
+    pub fn new(c: usize, h: usize, w: usize, o: usize, cfg: &Conv2dConfig) -> Result<Self> {
+        let (kh, kw) = cfg.kernel;
+        let (ph, pw) = cfg.padding;
+        let d = cfg.dilation;
+        let span = |len: usize, k: usize, p: usize| (len + 2 * p).checked_sub(d * (k - 1) + 1);
+        let (Some(sh), Some(sw)) = (span(h, kh, ph), span(w, kw, pw)) else {
+            candle_core::bail!("Conv2d: input {h}×{w} is smaller than the kernel {kh}×{kw}")
+        };
+        if cfg.stride == 0 || d == 0 || cfg.groups == 0 {
+            candle_core::bail!("Conv2d: stride, dilation and groups must be positive")
+        }
+        Ok(Self {
+            c,
+            h,
+            w,
+            o,
+            groups: cfg.groups,
+            kh,
+            kw,
+            stride: cfg.stride,
+            ph,
+            pw,
+            dilation: d,
+            oh: sh / cfg.stride + 1,
+            ow: sw / cfg.stride + 1,
+        })
+    }
+
+    /// Input channels per group.
+    fn cg(&self) -> usize {
+        self.c / self.groups
+    }
+
+    /// Output channels per group.
+    fn og(&self) -> usize {
+        self.o / self.groups
+    }
+
+    /// Rows of a group's column matrix: (channel, kernel row, kernel column).
+    fn kg(&self) -> usize {
+        self.cg() * self.kh * self.kw
+    }
+
+    /// Output positions per image.
+    fn p(&self) -> usize {
+        self.oh * self.ow
+    }
+
+    /// Whether the columns are the input itself.
+    fn pointwise(&self) -> bool {
+        self.kh == 1 && self.kw == 1 && self.stride == 1 && self.ph == 0 && self.pw == 0
+    }
+
+    /// The input index along an axis for output index `o` and kernel offset `k`, if inside.
+    fn source(&self, o: usize, k: usize, pad: usize, len: usize) -> Option<usize> {
+        (o * self.stride + k * self.dilation)
+            .checked_sub(pad)
+            .filter(|&i| i < len)
+    }
+
+    /// Writes the columns of output positions `p0..p0 + len` of one image (`x` is the image's
+    /// `C × H × W`), for the channels of group `g`, into the `kg` rows of `cols`, `ld` apart.
+    fn gather(&self, x: &[f32], g: usize, p0: usize, len: usize, cols: &mut [f32], ld: usize) {
+        let plane = self.h * self.w;
+        let (kh, kw) = (self.kh, self.kw);
+        for c in 0..self.cg() {
+            let src = &x[(g * self.cg() + c) * plane..][..plane];
+            for i in 0..kh {
+                for j in 0..kw {
+                    let row = &mut cols[((c * kh + i) * kw + j) * ld..][..len];
+                    self.gather_row(src, i, j, p0, row);
+                }
+            }
+        }
+    }
+
+    /// One row of the column matrix: input values under kernel tap `(i, j)` for output
+    /// positions `p0..p0 + row.len()`.
+    fn gather_row(&self, src: &[f32], i: usize, j: usize, p0: usize, row: &mut [f32]) {
+        let mut done = 0;
+        while done < row.len() {
+            let p = p0 + done;
+            let (oy, ox0) = (p / self.ow, p % self.ow);
+            let n = (self.ow - ox0).min(row.len() - done);
+            let out = &mut row[done..done + n];
+            done += n;
+            let Some(y) = self.source(oy, i, self.ph, self.h) else {
+                out.fill(0.0);
+                continue;
+            };
+            let line = &src[y * self.w..][..self.w];
+            if self.stride == 1 {
+                // Input column ox + j·d - pw: in range for ox in [lo, hi).
+                let shift = j * self.dilation;
+                let lo = self.pw.saturating_sub(shift).clamp(ox0, ox0 + n);
+                let hi = (self.w + self.pw).saturating_sub(shift).clamp(lo, ox0 + n);
+                out[..lo - ox0].fill(0.0);
+                if hi > lo {
+                    let start = lo + shift - self.pw;
+                    out[lo - ox0..hi - ox0].copy_from_slice(&line[start..start + (hi - lo)]);
+                }
+                out[hi - ox0..].fill(0.0);
+            } else {
+                for (k, v) in out.iter_mut().enumerate() {
+                    *v = self
+                        .source(ox0 + k, j, self.pw, self.w)
+                        .map_or(0.0, |x| line[x]);
+                }
+            }
+        }
+    }
+}
+
+/// What the convolution's output goes through, per output channel `o`:
+/// `act_after(act(y·scale[o] + shift[o]) + residual)`.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Epilogue {
+    pub scale: Option<Vec<f32>>,
+    pub shift: Option<Vec<f32>>,
+    pub act: Option<Activation>,
+    pub residual: Option<Tensor>,
+    pub act_after: Option<Activation>,
+}
+
+fn apply(act: Option<Activation>, v: f32) -> f32 {
+    match act {
+        Some(Activation::Relu) => v.max(0.0),
+        Some(Activation::Identity) | None => v,
+    }
+}
+
+impl Epilogue {
+    /// Applies the epilogue to `row`, channel `o`'s values, `res` the residual's values at
+    /// the same positions; reads from `src` when given (a scratch row), else in place.
+    fn row(&self, o: usize, row: &mut [f32], src: Option<&[f32]>, res: Option<&[f32]>) {
+        let (s, t) = (
+            self.scale.as_ref().map_or(1.0, |s| s[o]),
+            self.shift.as_ref().map_or(0.0, |t| t[o]),
+        );
+        if let Some(src) = src {
+            row.copy_from_slice(src);
+        }
+        let (act, after) = (self.act, self.act_after);
+        // Each combination is a plain loop the compiler vectorises.
+        match (self.scale.is_some(), res) {
+            (true, None) => row
+                .iter_mut()
+                .for_each(|v| *v = apply(after, apply(act, *v * s + t))),
+            (false, None) => row
+                .iter_mut()
+                .for_each(|v| *v = apply(after, apply(act, *v + t))),
+            (true, Some(r)) => row
+                .iter_mut()
+                .zip(r)
+                .for_each(|(v, r)| *v = apply(after, apply(act, *v * s + t) + r)),
+            (false, Some(r)) => row
+                .iter_mut()
+                .zip(r)
+                .for_each(|(v, r)| *v = apply(after, apply(act, *v + t) + r)),
+        }
+    }
+}
+
+thread_local! {
+    static COLS: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
+    static SCRATCH: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Runs `f` on this thread's buffer `key`, grown to `len` (a fresh one if it is in use).
+fn with_buffer<R>(
+    key: &'static LocalKey<RefCell<Vec<f32>>>,
+    len: usize,
+    f: impl FnOnce(&mut [f32]) -> R,
+) -> R {
+    key.with(|cell| match cell.try_borrow_mut() {
+        Ok(mut buf) => {
+            if buf.len() < len {
+                buf.resize(len, 0.0);
+            }
+            f(&mut buf[..len])
+        }
+        Err(_) => f(&mut vec![0.0; len]),
+    })
+}
+
+/// Bytes of columns and output a tile aims to keep in L2 (1 MiB per core here, typical).
+const TILE_BYTES: usize = 768 << 10;
+/// The fewest output positions worth a matrix product of their own: below, images are
+/// put together (the kernel's panels are 16 to 48 rows tall).
+const MIN_COLS: usize = 192;
+
+/// The convolution, as a custom op over the input (weight and residual are read from their
+/// tensors' storage).
+struct ConvForward<'a> {
+    g: Geometry,
+    weight: &'a Tensor,
+    epilogue: &'a Epilogue,
+}
+
+fn cpu_f32<'a>(storage: &'a Storage, layout: &Layout, what: &str) -> Result<&'a [f32]> {
+    let Storage::Cpu(CpuStorage::F32(data)) = storage else {
+        candle_core::bail!("conv2d: the {what} must be an f32 CPU tensor")
+    };
+    let Some((start, end)) = layout.contiguous_offsets() else {
+        candle_core::bail!("conv2d: the {what} must be contiguous")
+    };
+    Ok(&data[start..end])
+}
+
+impl CustomOp1 for ConvForward<'_> {
+    fn name(&self) -> &'static str {
+        "convnets-conv2d"
+    }
+
+    fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> Result<(CpuStorage, Shape)> {
+        let g = self.g;
+        let CpuStorage::F32(x) = storage else {
+            candle_core::bail!("conv2d: the input must be f32")
+        };
+        let Some((start, end)) = layout.contiguous_offsets() else {
+            candle_core::bail!("conv2d: the input must be contiguous")
+        };
+        let x = &x[start..end];
+        let n = layout.dims()[0];
+        let (w_storage, w_layout) = self.weight.storage_and_layout();
+        let w = cpu_f32(&w_storage, w_layout, "weight")?;
+        let res_guard = self
+            .epilogue
+            .residual
+            .as_ref()
+            .map(|r| r.storage_and_layout());
+        let res = match &res_guard {
+            Some((s, l)) => Some(cpu_f32(s, l, "residual")?),
+            None => None,
+        };
+        let (p, o) = (g.p(), g.o);
+        if w.len() != o * g.kg() || res.is_some_and(|r| r.len() != n * o * p) {
+            candle_core::bail!("conv2d: weight or residual of the wrong size")
+        }
+        let mut out = vec![0f32; n * o * p];
+        let per_job = if p >= MIN_COLS {
+            1
+        } else {
+            MIN_COLS.div_ceil(p)
+        };
+        let (in_len, out_len) = (g.c * g.h * g.w, o * p);
+        let job = |(j, out): (usize, &mut [f32]), parallel: bool| {
+            let b0 = j * per_job;
+            let images = out.len() / out_len;
+            let x = &x[b0 * in_len..][..images * in_len];
+            let res = res.map(|r| &r[b0 * out_len..][..images * out_len]);
+            if images == 1 {
+                run_image(&g, w, x, out, res, self.epilogue, parallel);
+            } else {
+                run_images(&g, w, x, images, out, res, self.epilogue, parallel);
+            }
+        };
+        let jobs = n.div_ceil(per_job);
+        if jobs >= rayon::current_num_threads() {
+            out.par_chunks_mut(per_job * out_len)
+                .enumerate()
+                .for_each(|j| job(j, false));
+        } else {
+            out.chunks_mut(per_job * out_len)
+                .enumerate()
+                .for_each(|j| job(j, true));
+        }
+        Ok((CpuStorage::F32(out), Shape::from((n, o, g.oh, g.ow))))
+    }
+}
+
+/// Output positions per tile for `rows` column rows: as many as fit [`TILE_BYTES`] with the
+/// output rows, at least [`MIN_COLS`], split evenly over the image in multiples of 16.
+fn tile_len(g: &Geometry, rows: usize) -> usize {
+    let p = g.p();
+    let fit = (TILE_BYTES / 4 / (rows + g.o)).max(MIN_COLS);
+    if fit >= p {
+        return p;
+    }
+    let tiles = p.div_ceil(fit);
+    p.div_ceil(tiles).next_multiple_of(16).min(p)
+}
+
+/// One image: `x` is `C × H × W`, `out` `O × OH × OW`, written tile by tile.
+fn run_image(
+    g: &Geometry,
+    w: &[f32],
+    x: &[f32],
+    out: &mut [f32],
+    res: Option<&[f32]>,
+    epilogue: &Epilogue,
+    parallel: bool,
+) {
+    let (p, og, kg) = (g.p(), g.og(), g.kg());
+    let rows = if g.pointwise() { 0 } else { kg };
+    let tile = tile_len(g, rows);
+    let mut p0 = 0;
+    while p0 < p {
+        let len = tile.min(p - p0);
+        for grp in 0..g.groups {
+            let weight = MatRef::row_major(&w[grp * og * kg..][..og * kg], og, kg);
+            let dst = MatMut {
+                data: &mut out[grp * og * p + p0..],
+                rows: og,
+                cols: len,
+                rs: p,
+                cs: 1,
+            };
+            if g.pointwise() {
+                let cols = MatRef {
+                    data: &x[grp * kg * p + p0..],
+                    rows: kg,
+                    cols: len,
+                    rs: p,
+                    cs: 1,
+                };
+                matmul(dst, weight, cols, false, parallel);
+            } else {
+                with_buffer(&COLS, kg * len, |cols| {
+                    g.gather(x, grp, p0, len, cols, len);
+                    matmul(
+                        dst,
+                        weight,
+                        MatRef::row_major(cols, kg, len),
+                        false,
+                        parallel,
+                    );
+                });
+            }
+        }
+        for ch in 0..g.o {
+            let row = &mut out[ch * p + p0..][..len];
+            epilogue.row(ch, row, None, res.map(|r| &r[ch * p + p0..][..len]));
+        }
+        p0 += len;
+    }
+}
+
+/// Several images of a small map in one product per group, through a scratch buffer.
+#[allow(clippy::too_many_arguments)]
+fn run_images(
+    g: &Geometry,
+    w: &[f32],
+    x: &[f32],
+    images: usize,
+    out: &mut [f32],
+    res: Option<&[f32]>,
+    epilogue: &Epilogue,
+    parallel: bool,
+) {
+    let (p, og, kg, o) = (g.p(), g.og(), g.kg(), g.o);
+    let (in_len, cols_len) = (g.c * g.h * g.w, images * p);
+    with_buffer(&SCRATCH, o * cols_len, |scratch| {
+        for grp in 0..g.groups {
+            let weight = MatRef::row_major(&w[grp * og * kg..][..og * kg], og, kg);
+            with_buffer(&COLS, kg * cols_len, |cols| {
+                for b in 0..images {
+                    let xb = &x[b * in_len..][..in_len];
+                    if g.pointwise() {
+                        for c in 0..kg {
+                            cols[c * cols_len + b * p..][..p]
+                                .copy_from_slice(&xb[(grp * kg + c) * p..][..p]);
+                        }
+                    } else {
+                        g.gather(xb, grp, 0, p, &mut cols[b * p..], cols_len);
+                    }
+                }
+                let dst = MatMut::row_major(&mut scratch[grp * og * cols_len..], og, cols_len);
+                matmul(
+                    dst,
+                    weight,
+                    MatRef::row_major(cols, kg, cols_len),
+                    false,
+                    parallel,
+                );
+            });
+        }
+        for b in 0..images {
+            for ch in 0..o {
+                let at = (b * o + ch) * p;
+                epilogue.row(
+                    ch,
+                    &mut out[at..at + p],
+                    Some(&scratch[ch * cols_len + b * p..][..p]),
+                    res.map(|r| &r[at..at + p]),
+                );
+            }
+        }
+    });
+}
+
+/// `epilogue(conv(x, weight))` for an f32 CPU input `[N, C, H, W]` and weight
+/// `[O, C/groups, kh, kw]` (the bias, if any, is the epilogue's shift).
+pub(crate) fn conv2d(
+    x: &Tensor,
+    weight: &Tensor,
+    cfg: &Conv2dConfig,
+    epilogue: &Epilogue,
+) -> Result<Tensor> {
+    let (_, c, h, w) = x.dims4()?;
+    let (o, cg, kh, kw) = weight.dims4()?;
+    if cg * cfg.groups != c || (kh, kw) != cfg.kernel || !o.is_multiple_of(cfg.groups) {
+        candle_core::bail!(
+            "Conv2d: weight {:?} does not fit a {c}-channel input in {} groups",
+            weight.dims(),
+            cfg.groups
+        )
+    }
+    let g = Geometry::new(c, h, w, o, cfg)?;
+    let weight = weight.contiguous()?;
+    let epilogue = match &epilogue.residual {
+        Some(r) => {
+            if r.dims() != [x.dim(0)?, o, g.oh, g.ow] {
+                candle_core::bail!(
+                    "Conv2d: residual {:?} does not match the output [{}, {o}, {}, {}]",
+                    r.dims(),
+                    x.dim(0)?,
+                    g.oh,
+                    g.ow
+                )
+            }
+            &Epilogue {
+                residual: Some(r.contiguous()?),
+                ..epilogue.clone()
+            }
+        }
+        None => epilogue,
+    };
+    x.contiguous()?.apply_op1_no_bwd(&ConvForward {
+        g,
+        weight: &weight,
+        epilogue,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use candle_core::Device;
+
+    use super::*;
+
+    /// The definition, in f64: `act_after(act(conv·scale + shift) + residual)`.
+    #[allow(clippy::too_many_arguments)]
+    fn naive(
+        x: &[f32],
+        n: usize,
+        g: &Geometry,
+        w: &[f32],
+        e: &Epilogue,
+        res: Option<&[f32]>,
+    ) -> Vec<f32> {
+        let (cg, og, p) = (g.cg(), g.og(), g.p());
+        let mut out = vec![0f32; n * g.o * p];
+        for b in 0..n {
+            for o in 0..g.o {
+                let grp = o / og;
+                for oy in 0..g.oh {
+                    for ox in 0..g.ow {
+                        let mut acc = 0f64;
+                        for c in 0..cg {
+                            for i in 0..g.kh {
+                                for j in 0..g.kw {
+                                    let y = g.source(oy, i, g.ph, g.h);
+                                    let xx = g.source(ox, j, g.pw, g.w);
+                                    if let (Some(y), Some(xx)) = (y, xx) {
+                                        let xv = x[((b * g.c + grp * cg + c) * g.h + y) * g.w + xx];
+                                        let wv = w[((o * cg + c) * g.kh + i) * g.kw + j];
+                                        acc += f64::from(xv) * f64::from(wv);
+                                    }
+                                }
+                            }
+                        }
+                        let at = (b * g.o + o) * p + oy * g.ow + ox;
+                        let s = e.scale.as_ref().map_or(1.0, |s| s[o]);
+                        let t = e.shift.as_ref().map_or(0.0, |t| t[o]);
+                        let mut v = apply(e.act, (acc as f32) * s + t);
+                        if let Some(r) = res {
+                            v = apply(e.act_after, v + r[at]);
+                        }
+                        out[at] = v;
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    fn values(len: usize, seed: usize) -> Vec<f32> {
+        (0..len)
+            .map(|i| (((i * 7919 + seed * 104_729) % 2003) as f32 / 1001.5) - 1.0)
+            .collect()
+    }
+
+    #[test]
+    fn every_geometry_matches_the_definition() -> Result<()> {
+        let dev = Device::Cpu;
+        // (n, c, h, w, o, config): pointwise over one and several images, tiles that split an
+        // image, padding wider than the map (1×7 on a 3-wide map), strides, dilation, groups.
+        let cases = [
+            (2, 5, 16, 16, 7, Conv2dConfig::new(1)),
+            (5, 6, 7, 7, 4, Conv2dConfig::new(1)),
+            (2, 6, 7, 7, 4, Conv2dConfig::new(1).stride(2)),
+            (2, 112, 20, 20, 16, Conv2dConfig::new(3).padding(1)),
+            (3, 4, 3, 3, 5, Conv2dConfig::rect(1, 7).padding_hw(0, 3)),
+            (3, 4, 3, 2, 5, Conv2dConfig::rect(1, 7).padding_hw(0, 3)),
+            (3, 4, 5, 3, 5, Conv2dConfig::rect(7, 1).padding_hw(3, 0)),
+            (2, 3, 9, 11, 4, Conv2dConfig::new(3).stride(2).padding(1)),
+            (2, 3, 29, 31, 8, Conv2dConfig::new(7).stride(2).padding(3)),
+            (2, 3, 35, 35, 6, Conv2dConfig::new(11).stride(4).padding(2)),
+            (1, 4, 12, 12, 6, Conv2dConfig::new(3).padding(2).dilation(2)),
+            (
+                3,
+                8,
+                10,
+                9,
+                6,
+                Conv2dConfig::new(3).stride(2).padding(1).groups(2),
+            ),
+            (1, 8, 20, 20, 8, Conv2dConfig::new(1).groups(4)),
+            (4, 8, 5, 5, 12, Conv2dConfig::new(3).padding(1).groups(4)),
+        ];
+        for (k, (n, c, h, w, o, cfg)) in cases.into_iter().enumerate() {
+            let g = Geometry::new(c, h, w, o, &cfg)?;
+            let xs = values(n * c * h * w, k);
+            let ws = values(o * g.kg(), k + 100);
+            let x = Tensor::from_vec(xs.clone(), (n, c, h, w), &dev)?;
+            let weight = Tensor::from_vec(ws.clone(), (o, c / cfg.groups, g.kh, g.kw), &dev)?;
+            let res = values(n * o * g.p(), k + 200);
+            let epilogues = [
+                Epilogue::default(),
+                Epilogue {
+                    scale: Some(values(o, k + 300)),
+                    shift: Some(values(o, k + 400)),
+                    act: Some(Activation::Relu),
+                    ..Epilogue::default()
+                },
+                Epilogue {
+                    shift: Some(values(o, k + 500)),
+                    residual: Some(Tensor::from_vec(res.clone(), (n, o, g.oh, g.ow), &dev)?),
+                    act_after: Some(Activation::Relu),
+                    ..Epilogue::default()
+                },
+            ];
+            for e in &epilogues {
+                let got: Vec<f32> = conv2d(&x, &weight, &cfg, e)?.flatten_all()?.to_vec1()?;
+                let want = naive(&xs, n, &g, &ws, e, e.residual.as_ref().map(|_| &res[..]));
+                let scale = want.iter().fold(1f32, |m, v| m.max(v.abs()));
+                for (i, (a, b)) in got.iter().zip(&want).enumerate() {
+                    assert!(
+                        (a - b).abs() <= 1e-5 * scale,
+                        "case {k} ({n}, {c}, {h}, {w}, {o}, {cfg:?}), {e:?}: [{i}] {a} vs {b}"
+                    );
+                }
+            }
+        }
+        Ok(())
+    }
+}

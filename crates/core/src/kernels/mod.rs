@@ -1,0 +1,12 @@
+//! CPU kernels behind the layers' inference path.
+//!
+//! candle's CPU convolution re-lays-out its input and weight and builds its columns with
+//! scalar copies on every call, then scatters the product into place with a stride of one
+//! plane per element; BatchNorm, bias, activation and residual sums are then one pass over
+//! memory each. These kernels compute the same results in NCHW with one matrix product per
+//! tile written in place, and apply everything that follows the convolution to each tile
+//! while it is in cache. They run when nothing tracks gradients (the training path keeps
+//! candle's differentiable operations).
+
+pub(crate) mod conv;
+pub(crate) mod gemm;

@@ -124,6 +124,11 @@ impl Geometry {
     /// One row of the column matrix: input values under kernel tap `(i, j)` for output
     /// positions `p0..p0 + row.len()`.
     fn gather_row(&self, src: &[f32], i: usize, j: usize, p0: usize, row: &mut [f32]) {
+        let (s, shift, pw) = (self.stride, j * self.dilation, self.pw);
+        // Output column ox reads input column ox·s + shift − pw, inside the row for ox in
+        // [lo, hi).
+        let lo = pw.saturating_sub(shift).div_ceil(s);
+        let hi = (self.w + pw).saturating_sub(shift).div_ceil(s).max(lo);
         let mut done = 0;
         while done < row.len() {
             let p = p0 + done;
@@ -136,22 +141,18 @@ impl Geometry {
                 continue;
             };
             let line = &src[y * self.w..][..self.w];
-            if self.stride == 1 {
-                // Input column ox + j·d - pw: in range for ox in [lo, hi).
-                let shift = j * self.dilation;
-                let lo = self.pw.saturating_sub(shift).clamp(ox0, ox0 + n);
-                let hi = (self.w + self.pw).saturating_sub(shift).clamp(lo, ox0 + n);
-                out[..lo - ox0].fill(0.0);
-                if hi > lo {
-                    let start = lo + shift - self.pw;
-                    out[lo - ox0..hi - ox0].copy_from_slice(&line[start..start + (hi - lo)]);
-                }
-                out[hi - ox0..].fill(0.0);
-            } else {
-                for (k, v) in out.iter_mut().enumerate() {
-                    *v = self
-                        .source(ox0 + k, j, self.pw, self.w)
-                        .map_or(0.0, |x| line[x]);
+            let (a, b) = (lo.clamp(ox0, ox0 + n) - ox0, hi.clamp(ox0, ox0 + n) - ox0);
+            out[..a].fill(0.0);
+            out[b..].fill(0.0);
+            if b > a {
+                let first = (ox0 + a) * s + shift - pw;
+                let out = &mut out[a..b];
+                if s == 1 {
+                    out.copy_from_slice(&line[first..first + out.len()]);
+                } else {
+                    for (v, x) in out.iter_mut().zip(line[first..].iter().step_by(s)) {
+                        *v = *x;
+                    }
                 }
             }
         }
@@ -284,7 +285,7 @@ impl CustomOp1 for ConvForward<'_> {
         if w.len() != o * g.kg() || res.is_some_and(|r| r.len() != n * o * p) {
             candle_core::bail!("conv2d: weight or residual of the wrong size")
         }
-        let mut out = vec![0f32; n * o * p];
+        let mut out = super::alloc::zeroed(n * o * p);
         let per_job = if p >= MIN_COLS {
             1
         } else {
@@ -303,7 +304,9 @@ impl CustomOp1 for ConvForward<'_> {
             }
         };
         let jobs = n.div_ceil(per_job);
-        if jobs >= rayon::current_num_threads() {
+        // On a rayon worker already (a caller running images in parallel), stay on it.
+        let nested = rayon::current_thread_index().is_some();
+        if jobs >= rayon::current_num_threads() || nested {
             out.par_chunks_mut(per_job * out_len)
                 .enumerate()
                 .for_each(|j| job(j, false));

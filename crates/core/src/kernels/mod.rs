@@ -8,5 +8,6 @@
 //! while it is in cache. They run when nothing tracks gradients (the training path keeps
 //! candle's differentiable operations).
 
+pub(crate) mod alloc;
 pub(crate) mod conv;
 pub(crate) mod gemm;

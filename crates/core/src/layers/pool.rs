@@ -335,7 +335,7 @@ impl CustomOp1 for DirectPool {
             candle_core::bail!("pooling: expected [N, C, H, W], got {:?}", layout.dims())
         };
         let (oh, ow) = (self.rows.len(), self.cols.len());
-        let mut out = vec![0f32; n * c * oh * ow];
+        let mut out = crate::kernels::alloc::zeroed(n * c * oh * ow);
         out.par_chunks_mut(oh * ow)
             .zip(x[start..end].par_chunks(h * w))
             .for_each(|(out, plane)| self.plane(plane, w, out));

@@ -236,7 +236,7 @@ impl Classifier for AlexNet {
 
 impl ModuleT for AlexNet {
     fn forward_t(&self, xs: &Tensor, train: bool) -> Result<Tensor> {
-        self.forward_head(&self.forward_features(xs, train)?, train)
+        self.classify(xs, train)
     }
 }
 

@@ -289,6 +289,6 @@ impl Classifier for Inception {
 
 impl ModuleT for Inception {
     fn forward_t(&self, xs: &Tensor, train: bool) -> Result<Tensor> {
-        self.forward_head(&self.forward_features(xs, train)?, train)
+        self.classify(xs, train)
     }
 }

@@ -375,7 +375,7 @@ impl Classifier for LeNet5 {
 
 impl ModuleT for LeNet5 {
     fn forward_t(&self, xs: &Tensor, train: bool) -> Result<Tensor> {
-        self.forward_head(&self.forward_features(xs, train)?, train)
+        self.classify(xs, train)
     }
 }
 

@@ -315,6 +315,6 @@ impl Classifier for ResNet {
 
 impl ModuleT for ResNet {
     fn forward_t(&self, xs: &Tensor, train: bool) -> Result<Tensor> {
-        self.forward_head(&self.forward_features(xs, train)?, train)
+        self.classify(xs, train)
     }
 }

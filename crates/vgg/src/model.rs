@@ -203,6 +203,6 @@ impl Classifier for Vgg {
 
 impl ModuleT for Vgg {
     fn forward_t(&self, xs: &Tensor, train: bool) -> Result<Tensor> {
-        self.forward_head(&self.forward_features(xs, train)?, train)
+        self.classify(xs, train)
     }
 }

@@ -99,59 +99,87 @@ impl Geometry {
     }
 
     /// The input index along an axis for output index `o` and kernel offset `k`, if inside.
+    #[cfg(test)]
     fn source(&self, o: usize, k: usize, pad: usize, len: usize) -> Option<usize> {
         (o * self.stride + k * self.dilation)
             .checked_sub(pad)
             .filter(|&i| i < len)
     }
 
-    /// Writes the columns of output positions `p0..p0 + len` of one image (`x` is the image's
-    /// `C × H × W`), for the channels of group `g`, into the `kg` rows of `cols`, `ld` apart.
-    fn gather(&self, x: &[f32], g: usize, p0: usize, len: usize, cols: &mut [f32], ld: usize) {
-        let plane = self.h * self.w;
-        let (kh, kw) = (self.kh, self.kw);
-        for c in 0..self.cg() {
-            let src = &x[(g * self.cg() + c) * plane..][..plane];
-            for i in 0..kh {
-                for j in 0..kw {
-                    let row = &mut cols[((c * kh + i) * kw + j) * ld..][..len];
-                    self.gather_row(src, i, j, p0, row);
+    /// Height and width of each of the `stride²` phases of a padded input plane.
+    fn phase(&self) -> (usize, usize) {
+        let s = self.stride;
+        (
+            (self.h + 2 * self.ph).div_ceil(s),
+            (self.w + 2 * self.pw).div_ceil(s),
+        )
+    }
+
+    /// Length of one image's [`Geometry::pad`] buffer.
+    fn padded_len(&self) -> usize {
+        let (hq, wq) = self.phase();
+        self.c * self.stride * self.stride * hq * wq
+    }
+
+    /// Whether the columns can be gathered from the input as it is: no padding, stride 1.
+    fn reads_input(&self) -> bool {
+        self.ph == 0 && self.pw == 0 && self.stride == 1
+    }
+
+    /// Copies one image (`C × H × W`) with its zero padding into `dst`, split by stride
+    /// phase: plane `(c, a, b)` holds the padded pixels `(y·s + a, x·s + b)`. A strided
+    /// convolution then reads every kernel tap as contiguous runs, as a stride-1 one does.
+    fn pad(&self, x: &[f32], dst: &mut [f32]) {
+        let (s, (hq, wq)) = (self.stride, self.phase());
+        let (h, w, ph, pw) = (self.h, self.w, self.ph, self.pw);
+        dst.fill(0.0);
+        for (src, phases) in x
+            .chunks_exact(h * w)
+            .zip(dst.chunks_exact_mut(s * s * hq * wq))
+        {
+            for (y, line) in src.chunks_exact(w).enumerate() {
+                let (a, yq) = ((y + ph) % s, (y + ph) / s);
+                for b in 0..s {
+                    // Input columns x with (x + pw) % s == b, from the first such x.
+                    let first = (b + s - pw % s) % s;
+                    if first >= w {
+                        continue;
+                    }
+                    let row = &mut phases[((a * s + b) * hq + yq) * wq..][..wq];
+                    let xq = (first + pw) / s;
+                    for (v, x) in row[xq..].iter_mut().zip(line[first..].iter().step_by(s)) {
+                        *v = *x;
+                    }
                 }
             }
         }
     }
 
-    /// One row of the column matrix: input values under kernel tap `(i, j)` for output
-    /// positions `p0..p0 + row.len()`.
-    fn gather_row(&self, src: &[f32], i: usize, j: usize, p0: usize, row: &mut [f32]) {
-        let (s, shift, pw) = (self.stride, j * self.dilation, self.pw);
-        // Output column ox reads input column ox·s + shift − pw, inside the row for ox in
-        // [lo, hi).
-        let lo = pw.saturating_sub(shift).div_ceil(s);
-        let hi = (self.w + pw).saturating_sub(shift).div_ceil(s).max(lo);
-        let mut done = 0;
-        while done < row.len() {
-            let p = p0 + done;
-            let (oy, ox0) = (p / self.ow, p % self.ow);
-            let n = (self.ow - ox0).min(row.len() - done);
-            let out = &mut row[done..done + n];
-            done += n;
-            let Some(y) = self.source(oy, i, self.ph, self.h) else {
-                out.fill(0.0);
-                continue;
-            };
-            let line = &src[y * self.w..][..self.w];
-            let (a, b) = (lo.clamp(ox0, ox0 + n) - ox0, hi.clamp(ox0, ox0 + n) - ox0);
-            out[..a].fill(0.0);
-            out[b..].fill(0.0);
-            if b > a {
-                let first = (ox0 + a) * s + shift - pw;
-                let out = &mut out[a..b];
-                if s == 1 {
-                    out.copy_from_slice(&line[first..first + out.len()]);
-                } else {
-                    for (v, x) in out.iter_mut().zip(line[first..].iter().step_by(s)) {
-                        *v = *x;
+    /// Writes the columns of output positions `p0..p0 + len` of one image, for the channels
+    /// of group `g`, into the `kg` rows of `cols`, `ld` apart. `xp` is the image as
+    /// [`Geometry::pad`] lays it out, or the image itself when it [`Geometry::reads_input`].
+    fn gather(&self, xp: &[f32], g: usize, p0: usize, len: usize, cols: &mut [f32], ld: usize) {
+        let (s, (hq, wq)) = (self.stride, self.phase());
+        let (kh, kw, d) = (self.kh, self.kw, self.dilation);
+        for c in 0..self.cg() {
+            let phases = &xp[(g * self.cg() + c) * s * s * hq * wq..][..s * s * hq * wq];
+            for i in 0..kh {
+                for j in 0..kw {
+                    let row = &mut cols[((c * kh + i) * kw + j) * ld..][..len];
+                    // Output (oy, ox) reads padded (oy·s + i·d, ox·s + j·d), that is phase
+                    // (i·d mod s, j·d mod s) at (oy + i·d / s, ox + j·d / s): a run of each
+                    // output row is a run of a phase row.
+                    let (a, b) = ((i * d) % s, (j * d) % s);
+                    let plane = &phases[(a * s + b) * hq * wq..][..hq * wq];
+                    let (dy, dx) = ((i * d) / s, (j * d) / s);
+                    let (mut oy, mut ox) = (p0 / self.ow, p0 % self.ow);
+                    let mut done = 0;
+                    while done < len {
+                        let n = (self.ow - ox).min(len - done);
+                        let src = &plane[(oy + dy) * wq + ox + dx..][..n];
+                        row[done..done + n].copy_from_slice(src);
+                        done += n;
+                        (oy, ox) = (oy + 1, 0);
                     }
                 }
             }
@@ -212,6 +240,7 @@ impl Epilogue {
 thread_local! {
     static COLS: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
     static SCRATCH: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
+    static PADDED: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
 }
 
 /// Runs `f` on this thread's buffer `key`, grown to `len` (a fresh one if it is in use).
@@ -320,15 +349,16 @@ impl CustomOp1 for ConvForward<'_> {
 }
 
 /// Output positions per tile for `rows` column rows: as many as fit [`TILE_BYTES`] with the
-/// output rows, at least [`MIN_COLS`], split evenly over the image in multiples of 16.
+/// output rows, at least [`MIN_COLS`], split evenly over the image in multiples of 64.
 fn tile_len(g: &Geometry, rows: usize) -> usize {
     let p = g.p();
     let fit = (TILE_BYTES / 4 / (rows + g.o)).max(MIN_COLS);
     if fit >= p {
         return p;
     }
+    // Multiples of 64, the height of the matrix kernel's panel (4 × 16 lanes).
     let tiles = p.div_ceil(fit);
-    p.div_ceil(tiles).next_multiple_of(16).min(p)
+    p.div_ceil(tiles).next_multiple_of(64).min(p)
 }
 
 /// One image: `x` is `C × H × W`, `out` `O × OH × OW`, written tile by tile.
@@ -341,9 +371,38 @@ fn run_image(
     epilogue: &Epilogue,
     parallel: bool,
 ) {
-    let (p, og, kg) = (g.p(), g.og(), g.kg());
-    let rows = if g.pointwise() { 0 } else { kg };
+    let rows = if g.pointwise() { 0 } else { g.kg() };
     let tile = tile_len(g, rows);
+    let len = if g.pointwise() || g.reads_input() {
+        0
+    } else {
+        g.padded_len()
+    };
+    with_buffer(&PADDED, len, |padded| {
+        let xp = if len == 0 {
+            x
+        } else {
+            g.pad(x, padded);
+            padded
+        };
+        run_tiles(g, w, x, xp, out, res, epilogue, parallel, tile);
+    });
+}
+
+/// [`run_image`]'s tiles: `xp` is the image as [`Geometry::gather`] reads it.
+#[allow(clippy::too_many_arguments)]
+fn run_tiles(
+    g: &Geometry,
+    w: &[f32],
+    x: &[f32],
+    xp: &[f32],
+    out: &mut [f32],
+    res: Option<&[f32]>,
+    epilogue: &Epilogue,
+    parallel: bool,
+    tile: usize,
+) {
+    let (p, og, kg) = (g.p(), g.og(), g.kg());
     let mut p0 = 0;
     while p0 < p {
         let len = tile.min(p - p0);
@@ -367,7 +426,7 @@ fn run_image(
                 matmul(dst, weight, cols, false, parallel);
             } else {
                 with_buffer(&COLS, kg * len, |cols| {
-                    g.gather(x, grp, p0, len, cols, len);
+                    g.gather(xp, grp, p0, len, cols, len);
                     matmul(
                         dst,
                         weight,
@@ -412,7 +471,10 @@ fn run_images(
                                 .copy_from_slice(&xb[(grp * kg + c) * p..][..p]);
                         }
                     } else {
-                        g.gather(xb, grp, 0, p, &mut cols[b * p..], cols_len);
+                        with_buffer(&PADDED, g.padded_len(), |padded| {
+                            g.pad(xb, padded);
+                            g.gather(padded, grp, 0, p, &mut cols[b * p..], cols_len);
+                        });
                     }
                 }
                 let dst = MatMut::row_major(&mut scratch[grp * og * cols_len..], og, cols_len);
@@ -558,6 +620,22 @@ mod tests {
             (2, 3, 29, 31, 8, Conv2dConfig::new(7).stride(2).padding(3)),
             (2, 3, 35, 35, 6, Conv2dConfig::new(11).stride(4).padding(2)),
             (1, 4, 12, 12, 6, Conv2dConfig::new(3).padding(2).dilation(2)),
+            (
+                2,
+                3,
+                13,
+                11,
+                4,
+                Conv2dConfig::new(3).stride(2).padding(2).dilation(2),
+            ),
+            (
+                2,
+                3,
+                14,
+                15,
+                4,
+                Conv2dConfig::rect(3, 5).stride(3).padding_hw(1, 2),
+            ),
             (
                 3,
                 8,

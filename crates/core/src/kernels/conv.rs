@@ -74,40 +74,40 @@ impl Geometry {
     }
 
     /// Input channels per group.
-    fn cg(&self) -> usize {
+    pub(super) fn cg(&self) -> usize {
         self.c / self.groups
     }
 
     /// Output channels per group.
-    fn og(&self) -> usize {
+    pub(super) fn og(&self) -> usize {
         self.o / self.groups
     }
 
     /// Rows of a group's column matrix: (channel, kernel row, kernel column).
-    fn kg(&self) -> usize {
+    pub(super) fn kg(&self) -> usize {
         self.cg() * self.kh * self.kw
     }
 
     /// Output positions per image.
-    fn p(&self) -> usize {
+    pub(super) fn p(&self) -> usize {
         self.oh * self.ow
     }
 
     /// Whether the columns are the input itself.
-    fn pointwise(&self) -> bool {
+    pub(super) fn pointwise(&self) -> bool {
         self.kh == 1 && self.kw == 1 && self.stride == 1 && self.ph == 0 && self.pw == 0
     }
 
     /// The input index along an axis for output index `o` and kernel offset `k`, if inside.
     #[cfg(test)]
-    fn source(&self, o: usize, k: usize, pad: usize, len: usize) -> Option<usize> {
+    pub(super) fn source(&self, o: usize, k: usize, pad: usize, len: usize) -> Option<usize> {
         (o * self.stride + k * self.dilation)
             .checked_sub(pad)
             .filter(|&i| i < len)
     }
 
     /// Height and width of each of the `stride²` phases of a padded input plane.
-    fn phase(&self) -> (usize, usize) {
+    pub(super) fn phase(&self) -> (usize, usize) {
         let s = self.stride;
         (
             (self.h + 2 * self.ph).div_ceil(s),
@@ -116,20 +116,20 @@ impl Geometry {
     }
 
     /// Length of one image's [`Geometry::pad`] buffer.
-    fn padded_len(&self) -> usize {
+    pub(super) fn padded_len(&self) -> usize {
         let (hq, wq) = self.phase();
         self.c * self.stride * self.stride * hq * wq
     }
 
     /// Whether the columns can be gathered from the input as it is: no padding, stride 1.
-    fn reads_input(&self) -> bool {
+    pub(super) fn reads_input(&self) -> bool {
         self.ph == 0 && self.pw == 0 && self.stride == 1
     }
 
     /// Copies one image (`C × H × W`) with its zero padding into `dst`, split by stride
     /// phase: plane `(c, a, b)` holds the padded pixels `(y·s + a, x·s + b)`. A strided
     /// convolution then reads every kernel tap as contiguous runs, as a stride-1 one does.
-    fn pad(&self, x: &[f32], dst: &mut [f32]) {
+    pub(super) fn pad(&self, x: &[f32], dst: &mut [f32]) {
         let (s, (hq, wq)) = (self.stride, self.phase());
         let (h, w, ph, pw) = (self.h, self.w, self.ph, self.pw);
         dst.fill(0.0);
@@ -158,7 +158,15 @@ impl Geometry {
     /// Writes the columns of output positions `p0..p0 + len` of one image, for the channels
     /// of group `g`, into the `kg` rows of `cols`, `ld` apart. `xp` is the image as
     /// [`Geometry::pad`] lays it out, or the image itself when it [`Geometry::reads_input`].
-    fn gather(&self, xp: &[f32], g: usize, p0: usize, len: usize, cols: &mut [f32], ld: usize) {
+    pub(super) fn gather(
+        &self,
+        xp: &[f32],
+        g: usize,
+        p0: usize,
+        len: usize,
+        cols: &mut [f32],
+        ld: usize,
+    ) {
         let (s, (hq, wq)) = (self.stride, self.phase());
         let (kh, kw, d) = (self.kh, self.kw, self.dilation);
         for c in 0..self.cg() {
@@ -238,13 +246,13 @@ impl Epilogue {
 }
 
 thread_local! {
-    static COLS: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
-    static SCRATCH: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
-    static PADDED: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
+    pub(super) static COLS: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
+    pub(super) static SCRATCH: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
+    pub(super) static PADDED: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
 }
 
 /// Runs `f` on this thread's buffer `key`, grown to `len` (a fresh one if it is in use).
-fn with_buffer<R>(
+pub(super) fn with_buffer<R>(
     key: &'static LocalKey<RefCell<Vec<f32>>>,
     len: usize,
     f: impl FnOnce(&mut [f32]) -> R,
@@ -261,10 +269,60 @@ fn with_buffer<R>(
 }
 
 /// Bytes of columns and output a tile aims to keep in L2 (1 MiB per core here, typical).
-const TILE_BYTES: usize = 768 << 10;
+pub(super) const TILE_BYTES: usize = 768 << 10;
 /// The fewest output positions worth a matrix product of their own: below, images are
 /// put together (the kernel's panels are 16 to 48 rows tall).
 const MIN_COLS: usize = 192;
+
+impl Geometry {
+    /// `epilogue(conv(x, w))` for `n` images: `x` is `N × C × H × W`, `w` `O × kg`, `res`
+    /// (if any) `N × O × OH × OW`, as the output.
+    pub fn forward(
+        &self,
+        x: &[f32],
+        n: usize,
+        w: &[f32],
+        res: Option<&[f32]>,
+        epilogue: &Epilogue,
+    ) -> Vec<f32> {
+        let (p, o) = (self.p(), self.o);
+        let mut out = super::alloc::zeroed(n * o * p);
+        let per_job = if p >= MIN_COLS {
+            1
+        } else {
+            MIN_COLS.div_ceil(p)
+        };
+        let (in_len, out_len) = (self.c * self.h * self.w, o * p);
+        let job = |(j, out): (usize, &mut [f32]), parallel: bool| {
+            let b0 = j * per_job;
+            let images = out.len() / out_len;
+            let x = &x[b0 * in_len..][..images * in_len];
+            let res = res.map(|r| &r[b0 * out_len..][..images * out_len]);
+            if images == 1 {
+                run_image(self, w, x, out, res, epilogue, parallel);
+            } else {
+                run_images(self, w, x, images, out, res, epilogue, parallel);
+            }
+        };
+        let jobs = n.div_ceil(per_job);
+        if jobs >= rayon::current_num_threads() || on_worker() {
+            out.par_chunks_mut(per_job * out_len)
+                .enumerate()
+                .for_each(|j| job(j, false));
+        } else {
+            out.chunks_mut(per_job * out_len)
+                .enumerate()
+                .for_each(|j| job(j, true));
+        }
+        out
+    }
+}
+
+/// Whether this thread is a rayon worker already (a caller running images in parallel):
+/// then work stays on it.
+pub(super) fn on_worker() -> bool {
+    rayon::current_thread_index().is_some()
+}
 
 /// The convolution, as a custom op over the input (weight and residual are read from their
 /// tensors' storage).
@@ -274,7 +332,7 @@ struct ConvForward<'a> {
     epilogue: &'a Epilogue,
 }
 
-fn cpu_f32<'a>(storage: &'a Storage, layout: &Layout, what: &str) -> Result<&'a [f32]> {
+pub(super) fn cpu_f32<'a>(storage: &'a Storage, layout: &Layout, what: &str) -> Result<&'a [f32]> {
     let Storage::Cpu(CpuStorage::F32(data)) = storage else {
         candle_core::bail!("conv2d: the {what} must be an f32 CPU tensor")
     };
@@ -314,43 +372,14 @@ impl CustomOp1 for ConvForward<'_> {
         if w.len() != o * g.kg() || res.is_some_and(|r| r.len() != n * o * p) {
             candle_core::bail!("conv2d: weight or residual of the wrong size")
         }
-        let mut out = super::alloc::zeroed(n * o * p);
-        let per_job = if p >= MIN_COLS {
-            1
-        } else {
-            MIN_COLS.div_ceil(p)
-        };
-        let (in_len, out_len) = (g.c * g.h * g.w, o * p);
-        let job = |(j, out): (usize, &mut [f32]), parallel: bool| {
-            let b0 = j * per_job;
-            let images = out.len() / out_len;
-            let x = &x[b0 * in_len..][..images * in_len];
-            let res = res.map(|r| &r[b0 * out_len..][..images * out_len]);
-            if images == 1 {
-                run_image(&g, w, x, out, res, self.epilogue, parallel);
-            } else {
-                run_images(&g, w, x, images, out, res, self.epilogue, parallel);
-            }
-        };
-        let jobs = n.div_ceil(per_job);
-        // On a rayon worker already (a caller running images in parallel), stay on it.
-        let nested = rayon::current_thread_index().is_some();
-        if jobs >= rayon::current_num_threads() || nested {
-            out.par_chunks_mut(per_job * out_len)
-                .enumerate()
-                .for_each(|j| job(j, false));
-        } else {
-            out.chunks_mut(per_job * out_len)
-                .enumerate()
-                .for_each(|j| job(j, true));
-        }
+        let out = g.forward(x, n, w, res, self.epilogue);
         Ok((CpuStorage::F32(out), Shape::from((n, o, g.oh, g.ow))))
     }
 }
 
 /// Output positions per tile for `rows` column rows: as many as fit [`TILE_BYTES`] with the
 /// output rows, at least [`MIN_COLS`], split evenly over the image in multiples of 64.
-fn tile_len(g: &Geometry, rows: usize) -> usize {
+pub(super) fn tile_len(g: &Geometry, rows: usize) -> usize {
     let p = g.p();
     let fit = (TILE_BYTES / 4 / (rows + g.o)).max(MIN_COLS);
     if fit >= p {

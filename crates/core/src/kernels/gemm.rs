@@ -41,7 +41,6 @@ impl<'a> MatRef<'a> {
     }
 
     /// The transposed view (no copy).
-    #[cfg(test)]
     pub fn t(self) -> Self {
         Self {
             rows: self.cols,

@@ -10,4 +10,5 @@
 
 pub(crate) mod alloc;
 pub(crate) mod conv;
+pub(crate) mod conv_grad;
 pub(crate) mod gemm;

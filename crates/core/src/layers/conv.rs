@@ -267,10 +267,12 @@ impl Conv2d {
 
     fn forward_unfused(&self, x: &Tensor) -> Result<Tensor> {
         let c = &self.config;
-        let y = if super::im2col::applies(x, &self.weight) {
+        let f32_cpu = |t: &Tensor| t.device().is_cpu() && t.dtype() == DType::F32;
+        if f32_cpu(x) && f32_cpu(&self.weight) && self.bias.as_ref().is_none_or(f32_cpu) {
             // Training on CPU: a backward pass through candle's kernel would be a scalar loop.
-            super::im2col::conv2d(x, &self.weight, c)?
-        } else {
+            return kernels::conv_grad::conv2d(x, &self.weight, self.bias.as_ref(), c);
+        }
+        let y = {
             // candle pads both axes alike; pad explicitly when they differ.
             let (ph, pw) = c.padding;
             let (x, padding) = if ph == pw {

@@ -3,7 +3,6 @@
 
 mod conv;
 mod dropout;
-mod im2col;
 mod linear;
 mod lrn;
 mod norm;

@@ -12,3 +12,4 @@ pub(crate) mod alloc;
 pub(crate) mod conv;
 pub(crate) mod conv_grad;
 pub(crate) mod gemm;
+pub(crate) mod norm;

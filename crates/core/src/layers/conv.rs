@@ -212,10 +212,10 @@ impl Conv2d {
             return kernels::conv::conv2d(x, &self.weight, &self.config, &epilogue);
         }
         let mut y = self.forward_unfused(x)?;
-        if let Some(norm) = tail.norm {
-            y = norm.forward_t(&y, train)?;
-        }
-        y = tail.act.apply(&y)?;
+        y = match tail.norm {
+            Some(norm) => norm.forward_act(&y, train, tail.act)?,
+            None => tail.act.apply(&y)?,
+        };
         if let Some(r) = tail.residual {
             y = tail.act_after.apply(&(y + r)?)?;
         }

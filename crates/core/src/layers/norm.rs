@@ -1,7 +1,12 @@
 //! `torch.nn.BatchNorm2d`, in training and in evaluation.
 
+use std::sync::{Arc, PoisonError};
+
 use candle_core::{DType, Result, Tensor, Var};
 use candle_nn::{Init, ModuleT, VarBuilder};
+
+use super::conv::Activation;
+use crate::kernels::norm::{BatchNormTrain, BatchStats};
 
 /// BatchNorm hyper-parameters.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -171,8 +176,41 @@ impl BatchNorm2d {
             .broadcast_add(&shift.reshape(shape.as_slice())?.to_dtype(dtype)?)
     }
 
-    fn forward_train(&self, x: &Tensor) -> Result<Tensor> {
-        let shape = Self::channel_shape(x);
+    /// `act(self(x))`; in training on the CPU in f32, one fused operation
+    /// ([`kernels::norm`]).
+    pub(crate) fn forward_act(&self, x: &Tensor, train: bool, act: Activation) -> Result<Tensor> {
+        if train && let Some(y) = self.forward_train_fused(x, act == Activation::Relu)? {
+            return Ok(y);
+        }
+        act.apply(&self.forward_t(x, train)?)
+    }
+
+    /// Training mode as one operation with its own backward pass, where it applies (an
+    /// affine f32 layer on the CPU).
+    fn forward_train_fused(&self, x: &Tensor, relu: bool) -> Result<Option<Tensor>> {
+        let (Some(weight), Some(bias)) = (&self.weight, &self.bias) else {
+            return Ok(None);
+        };
+        let f32_cpu = |t: &Tensor| t.device().is_cpu() && t.dtype() == DType::F32;
+        if !(f32_cpu(x) && f32_cpu(weight) && f32_cpu(bias)) {
+            return Ok(None);
+        }
+        let n = Self::values_per_channel(x)?;
+        let op = BatchNormTrain {
+            eps: self.config.eps,
+            relu,
+            stats: Arc::default(),
+        };
+        let stats = op.stats.clone();
+        let y = x.contiguous()?.apply_op3(weight, bias, op)?;
+        let BatchStats { mean, var } = stats.lock().unwrap_or_else(PoisonError::into_inner).clone();
+        let dev = x.device();
+        self.update_running(&Tensor::new(mean, dev)?, &Tensor::new(var, dev)?, n)?;
+        Ok(Some(y))
+    }
+
+    /// Values per channel in `x`, of which training needs more than one.
+    fn values_per_channel(x: &Tensor) -> Result<usize> {
         let n = x.elem_count() / x.dim(1)?;
         if n <= 1 {
             candle_core::bail!(
@@ -180,6 +218,30 @@ impl BatchNorm2d {
                 x.dims()
             )
         }
+        Ok(n)
+    }
+
+    /// Moves the running statistics towards a batch's mean and biased variance (over `n`
+    /// values per channel), storing the unbiased variance as PyTorch does.
+    fn update_running(&self, mean: &Tensor, var: &Tensor, n: usize) -> Result<()> {
+        let m = self.config.momentum;
+        let rm = self.running_mean.as_tensor();
+        let rv = self.running_var.as_tensor();
+        let batch_mean = mean.detach().flatten_all()?.to_dtype(rm.dtype())?;
+        let batch_var = var.detach().flatten_all()?.to_dtype(rv.dtype())?;
+        self.running_mean
+            .set(&((rm.detach() * (1.0 - m))? + (batch_mean * m)?)?)?;
+        let unbiased = n as f64 / (n as f64 - 1.0);
+        self.running_var
+            .set(&((rv.detach() * (1.0 - m))? + (batch_var * (m * unbiased))?)?)
+    }
+
+    fn forward_train(&self, x: &Tensor) -> Result<Tensor> {
+        if let Some(y) = self.forward_train_fused(x, false)? {
+            return Ok(y);
+        }
+        let shape = Self::channel_shape(x);
+        let n = Self::values_per_channel(x)?;
         let dtype = x.dtype();
         let x = match dtype {
             DType::F16 | DType::BF16 => x.to_dtype(DType::F32)?,
@@ -196,16 +258,7 @@ impl BatchNorm2d {
             _ => y,
         };
 
-        let m = self.config.momentum;
-        let rm = self.running_mean.as_tensor();
-        let rv = self.running_var.as_tensor();
-        let batch_mean = mean.detach().flatten_all()?.to_dtype(rm.dtype())?;
-        let batch_var = var.detach().flatten_all()?.to_dtype(rv.dtype())?;
-        self.running_mean
-            .set(&((rm.detach() * (1.0 - m))? + (batch_mean * m)?)?)?;
-        let unbiased = n as f64 / (n as f64 - 1.0);
-        self.running_var
-            .set(&((rv.detach() * (1.0 - m))? + (batch_var * (m * unbiased))?)?)?;
+        self.update_running(&mean, &var, n)?;
         y.to_dtype(dtype)
     }
 }

@@ -132,6 +132,22 @@ impl Geometry {
     pub(super) fn pad(&self, x: &[f32], dst: &mut [f32]) {
         let (s, (hq, wq)) = (self.stride, self.phase());
         let (h, w, ph, pw) = (self.h, self.w, self.ph, self.pw);
+        if s == 1 {
+            // One phase: the plane with a zero border.
+            for (src, plane) in x.chunks_exact(h * w).zip(dst.chunks_exact_mut(hq * wq)) {
+                plane[..ph * wq].fill(0.0);
+                plane[(ph + h) * wq..].fill(0.0);
+                for (line, row) in src
+                    .chunks_exact(w)
+                    .zip(plane[ph * wq..].chunks_exact_mut(wq))
+                {
+                    row[..pw].fill(0.0);
+                    row[pw..pw + w].copy_from_slice(line);
+                    row[pw + w..].fill(0.0);
+                }
+            }
+            return;
+        }
         dst.fill(0.0);
         for (src, phases) in x
             .chunks_exact(h * w)

@@ -230,7 +230,17 @@ impl CustomOp2 for GradWeight {
                     a
                 },
             );
-        Ok((CpuStorage::F32(dw), Shape::from((g.o, g.cg(), g.kh, g.kw))))
+        // Each group's block back from kg × og to og × kg.
+        let (og, kg) = (g.og(), g.kg());
+        let mut out = vec![0f32; len];
+        for (t, w) in dw.chunks_exact(kg * og).zip(out.chunks_exact_mut(og * kg)) {
+            for (r, row) in w.chunks_exact_mut(kg).enumerate() {
+                for (k, v) in row.iter_mut().enumerate() {
+                    *v = t[k * og + r];
+                }
+            }
+        }
+        Ok((CpuStorage::F32(out), Shape::from((g.o, g.cg(), g.kh, g.kw))))
     }
 }
 
@@ -299,6 +309,17 @@ impl Geometry {
     fn unpad(&self, xp: &[f32], x: &mut [f32]) {
         let (s, (hq, wq)) = (self.stride, self.phase());
         let (h, w, ph, pw) = (self.h, self.w, self.ph, self.pw);
+        if s == 1 {
+            for (dst, plane) in x.chunks_exact_mut(h * w).zip(xp.chunks_exact(hq * wq)) {
+                for (line, row) in dst
+                    .chunks_exact_mut(w)
+                    .zip(plane[ph * wq..].chunks_exact(wq))
+                {
+                    line.copy_from_slice(&row[pw..pw + w]);
+                }
+            }
+            return;
+        }
         for (dst, phases) in x
             .chunks_exact_mut(h * w)
             .zip(xp.chunks_exact(s * s * hq * wq))
@@ -358,8 +379,14 @@ impl Geometry {
         });
     }
 
-    /// Adds one image's weight gradient (`O × kg`) to `acc`, from its input `x`
-    /// (`C × H × W`) and output gradient `dy` (`O × OH × OW`).
+    /// Adds one image's weight gradient to `acc`, which holds each group's gradient
+    /// transposed (`groups × kg × og`), from its input `x` (`C × H × W`) and output gradient
+    /// `dy` (`O × OH × OW`).
+    ///
+    /// Transposed, because the matrix kernel reads its left operand in panels of rows: with
+    /// `dY` on the left (`og` rows, the output positions along `k`), the operand it repacks
+    /// per call is a tile of `dY`, not the (`kh·kw` times larger) columns, and the columns
+    /// are read in place as the right operand.
     fn grad_weight_image(&self, x: &[f32], dy: &[f32], acc: &mut [f32]) {
         let (p, og, kg) = (self.p(), self.og(), self.kg());
         let tile = if self.pointwise() {
@@ -372,7 +399,14 @@ impl Geometry {
             while p0 < p {
                 let len = tile.min(p - p0);
                 for grp in 0..self.groups {
-                    let dst = MatMut::row_major(&mut acc[grp * og * kg..][..og * kg], og, kg);
+                    // dWᵀ viewed as dW (og × kg) with unit row stride.
+                    let dst = MatMut {
+                        data: &mut acc[grp * kg * og..][..kg * og],
+                        rows: og,
+                        cols: kg,
+                        rs: 1,
+                        cs: og,
+                    };
                     let dy = MatRef {
                         data: &dy[grp * og * p + p0..],
                         rows: og,

@@ -121,6 +121,8 @@ pub fn recipe(variant: &str, steps_per_epoch: u64, seed: u64) -> TrainConfig {
         // diagonal preconditioner, stands in for it, with the schedule's shape kept from a
         // base rate of 0.002 (docs/lenet.md compares the alternatives measured).
         "classic" => TrainConfig {
+            data: String::new(),
+            augment: Vec::new(),
             epochs: 20,
             batch_size: 32,
             seed,
@@ -132,6 +134,8 @@ pub fn recipe(variant: &str, steps_per_epoch: u64, seed: u64) -> TrainConfig {
         // The modern net: SGD with Nesterov momentum and weight decay (not on biases), a
         // cosine schedule after one warm-up epoch.
         _ => TrainConfig {
+            data: String::new(),
+            augment: Vec::new(),
             epochs: 20,
             batch_size: 64,
             seed,
@@ -201,10 +205,7 @@ pub fn run(args: &[String]) -> Result<()> {
     let o = parse(rest)?;
     let device = convnets_core::device::parse(&o.device)?;
     let data = load_data(&o)?;
-    let mut train_set = lenet_dataset(&data.train)?;
-    if o.distortions {
-        train_set = train_set.with_augment(vec![Augment::LECUN]);
-    }
+    let train_set = lenet_dataset(&data.train)?;
     let test_set = lenet_dataset(&data.test)?;
 
     let batch = o
@@ -212,6 +213,10 @@ pub fn run(args: &[String]) -> Result<()> {
         .unwrap_or(if o.variant == "classic" { 32 } else { 64 });
     let steps = (data.train.count as u64).div_ceil(batch as u64);
     let mut config = recipe(&o.variant, steps, o.seed);
+    config.data = if o.fashion { "fashion-mnist" } else { "mnist" }.into();
+    if o.distortions {
+        config.augment = vec![Augment::LECUN];
+    }
     config.batch_size = batch;
     if let Some(e) = o.epochs {
         config.epochs = e;

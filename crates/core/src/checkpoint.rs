@@ -537,20 +537,24 @@ pub fn sha256_file(path: &Path) -> Result<String> {
 /// prefix of at least 8 where only that much is published. torchvision names its files
 /// `<name>-<sha256 prefix>.pth` and `torch.hub` verifies exactly that prefix.
 pub fn verify_sha256(path: &Path, expected: &str) -> Result<()> {
+    check_sha256(path, &sha256_file(path)?, expected)
+}
+
+/// [`verify_sha256`] for a digest already computed: `actual` is the sha256 of `path`.
+pub fn check_sha256(path: &Path, actual: &str, expected: &str) -> Result<()> {
     let expected = expected.trim().to_ascii_lowercase();
     if !(8..=64).contains(&expected.len()) || !expected.bytes().all(|b| b.is_ascii_hexdigit()) {
         return Err(Error::Config(format!(
             "`{expected}` is neither a sha256 nor a prefix of one of at least 8 hex digits"
         )));
     }
-    let actual = sha256_file(path)?;
     if actual.starts_with(&expected) {
         Ok(())
     } else {
         Err(Error::Checksum {
             path: PathBuf::from(path),
             expected,
-            actual,
+            actual: actual.to_string(),
         })
     }
 }

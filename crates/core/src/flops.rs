@@ -3,10 +3,11 @@
 //! [`count`] runs a closure (typically `model.forward_t(&x, false)` on a one-image batch) in
 //! *counting mode* on the current thread: every [`Conv2d`](crate::layers::Conv2d) and
 //! [`Linear`](crate::layers::Linear) adds the multiply-accumulates it would perform to a tally
-//! and returns zeros of its output's shape instead of computing anything. Everything else
-//! (pooling, normalisation, concatenation, residual additions) runs as usual on those zeros,
-//! so the shapes, and hence the counts, are the ones the model really produces, and counting
-//! VGG-19 at 224×224 takes milliseconds rather than a 20-GFLOP forward pass.
+//! and returns zeros of its output's shape instead of computing anything, and BatchNorm
+//! passes its input through. Everything else (pooling, concatenation, residual additions)
+//! runs as usual on those zeros, so the shapes, and hence the counts, are the ones the model
+//! really produces, and counting VGG-19 at 224×224 takes milliseconds rather than a
+//! 20-GFLOP forward pass.
 //!
 //! **What is counted**: multiply-accumulates (MACs) of convolutions and fully connected
 //! layers, nothing else. This is torchvision's convention for the `_ops` ("GFLOPS") field of
@@ -66,6 +67,12 @@ pub fn count<T>(forward: impl FnOnce() -> Result<T>) -> Result<(T, Macs)> {
     Ok((out, macs))
 }
 
+/// Whether this thread is counting: layers without multiply-accumulates to count may then
+/// skip their arithmetic, as long as they keep the output's shape.
+pub(crate) fn counting() -> bool {
+    TALLY.with(|t| t.get()).is_some()
+}
+
 /// In counting mode, records a convolution of `x` by `weight` (`[out, in/groups, kh, kw]`)
 /// with output size `(oh, ow)` and returns the zeros that stand for its output.
 pub(crate) fn conv2d(
@@ -74,7 +81,7 @@ pub(crate) fn conv2d(
     groups: usize,
     output_size: impl FnOnce(usize, usize) -> (usize, usize),
 ) -> Result<Option<Tensor>> {
-    if TALLY.with(|t| t.get()).is_none() {
+    if !counting() {
         return Ok(None);
     }
     let (n, c, h, w) = x.dims4()?;
@@ -93,7 +100,7 @@ pub(crate) fn conv2d(
 /// In counting mode, records `x · weightᵀ` (`weight: [out, in]`) and returns the zeros that
 /// stand for it.
 pub(crate) fn linear(x: &Tensor, weight: &Tensor) -> Result<Option<Tensor>> {
-    if TALLY.with(|t| t.get()).is_none() {
+    if !counting() {
         return Ok(None);
     }
     let (out, inp) = weight.dims2()?;
@@ -122,10 +129,10 @@ fn add(f: impl FnOnce(&mut Macs)) {
 #[cfg(test)]
 mod tests {
     use candle_core::{DType, Device, Tensor};
-    use candle_nn::{VarBuilder, VarMap};
+    use candle_nn::{ModuleT, VarBuilder, VarMap};
 
     use super::*;
-    use crate::layers::{Conv2d, Conv2dConfig, Linear};
+    use crate::layers::{BatchNorm2d, BatchNormConfig, Conv2d, Conv2dConfig, Linear};
 
     fn vb(varmap: &VarMap) -> VarBuilder<'static> {
         crate::init::var_builder(varmap, 0, DType::F32, &Device::Cpu)
@@ -141,9 +148,13 @@ mod tests {
             .padding_hw(1, 2)
             .groups(2);
         let conv = Conv2d::new(6, 8, cfg, vb.pp("conv"))?;
+        let bn = BatchNorm2d::new(8, BatchNormConfig::new(), vb.pp("bn"))?;
         let fc = Linear::new(8 * 5 * 6, 7, vb.pp("fc"))?;
         let x = Tensor::ones((2, 6, 9, 12), DType::F32, &Device::Cpu)?;
-        let forward = || fc.forward(&conv.forward(&x)?.flatten_from(1)?);
+        let forward = || {
+            let y = bn.forward_t(&conv.forward(&x)?, false)?;
+            fc.forward(&y.flatten_from(1)?)
+        };
 
         let real = forward()?;
         let (counted, macs) = count(forward)?;

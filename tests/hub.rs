@@ -41,12 +41,27 @@ const HUB_SPEC: WeightSpec = WeightSpec {
     accuracy: &[],
 };
 
-/// A fresh, empty folder under the system temp dir.
-fn scratch(name: &str) -> PathBuf {
+/// A fresh, empty folder under the system temp dir, removed with the value.
+struct Scratch(PathBuf);
+
+impl std::ops::Deref for Scratch {
+    type Target = Path;
+    fn deref(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn scratch(name: &str) -> Scratch {
     let dir = std::env::temp_dir().join(format!("convnets-hub-{}-{name}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).expect("scratch folder");
-    dir
+    Scratch(dir)
 }
 
 fn fetcher(dir: &Path, server: &HubServer) -> Fetcher {

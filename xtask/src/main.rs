@@ -3,11 +3,16 @@
 use std::process::ExitCode;
 
 mod fixtures;
+mod manifest;
+mod reproduce;
 
 const USAGE: &str = "\
 usage: cargo xtask <task> [args]
 
 tasks:
+  reproduce WHAT [..]  evaluate pretrained weights and print the table beside the
+                       published numbers (`cargo xtask reproduce lenet`; --help for more)
+  manifest             write weights/manifest.toml from the weight tables
   fixtures [ARCH...]   regenerate the parity fixtures with tests/parity/generate.py
                        (needs a Python with torch, torchvision, timm: set PYTHON)
 ";
@@ -15,6 +20,8 @@ tasks:
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let result = match args.first().map(String::as_str) {
+        Some("reproduce") => reproduce::run(&args[1..]),
+        Some("manifest") => manifest::run(&args[1..]),
         Some("fixtures") => fixtures::run(&args[1..]),
         Some("-h" | "--help" | "help") | None => {
             print!("{USAGE}");

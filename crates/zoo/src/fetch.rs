@@ -262,7 +262,7 @@ impl Fetcher {
             }
             None => self
                 .hub_download(repo, file, revision)
-                .map_err(|why| self.missing_hub(spec, &why))?,
+                .map_err(|why| self.missing_hub(spec, &format!("and {why}")))?,
         };
         // The snapshot entry links to `blobs/<etag>`; an LFS file's ETag is its sha256.
         let blob = std::fs::canonicalize(&path).map_err(|e| Error::io(&path, e))?;
@@ -316,7 +316,7 @@ impl Fetcher {
                 ));
             }
             download_url(url, &dest, self.progress)
-                .map_err(|why| self.missing_url(spec, url, &dest, &why))?;
+                .map_err(|why| self.missing_url(spec, url, &dest, &format!("and {why}")))?;
         }
         self.verify(spec, &dest, None).inspect_err(|e| {
             if matches!(e, Error::Core(convnets_core::Error::Checksum { .. })) {
@@ -395,7 +395,7 @@ impl Fetcher {
 
     #[cfg(not(feature = "hub"))]
     fn hub_download(&self, _: &str, _: &str, _: &str) -> std::result::Result<PathBuf, String> {
-        Err("and this build of convnets has no `hub` feature to download it".into())
+        Err("this build of convnets has no `hub` feature to download it".into())
     }
 }
 
@@ -491,7 +491,7 @@ fn download_url(url: &str, dest: &Path, progress: bool) -> std::result::Result<(
 
 #[cfg(not(feature = "hub"))]
 fn download_url(_: &str, _: &Path, _: bool) -> std::result::Result<(), String> {
-    Err("and this build of convnets has no `hub` feature to download it".into())
+    Err("this build of convnets has no `hub` feature to download it".into())
 }
 
 #[cfg(test)]

@@ -9,6 +9,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use convnets_core::checkpoint::{Checkpoint, KeyMap};
+use convnets_core::spec::WeightSpec;
 
 use crate::error::Result;
 use crate::model::Model;
@@ -60,11 +61,12 @@ pub fn fits(checkpoint: &Checkpoint) -> Result<Vec<Fit>> {
         .collect();
     let mut fits = Vec::new();
     for arch in ARCHITECTURES {
+        // The model's tensors do not depend on the key map: record them once per class count.
+        let shapes = Shapes::new(|classes| {
+            record(|vb| Model::new(arch, classes, vb)).map(|(_, tensors)| tensors)
+        });
         for &key_map in arch.config.key_maps() {
-            let compare = |classes: usize| {
-                let (_, tensors) = record(|vb| Model::new(arch, classes, vb))?;
-                Ok::<_, crate::Error>(compare(&file, key_map, &tensors))
-            };
+            let compare = |classes| Ok(compare(&file, key_map, &shapes.get(classes)?));
             fits.push(best(
                 arch,
                 None,
@@ -76,11 +78,13 @@ pub fn fits(checkpoint: &Checkpoint) -> Result<Vec<Fit>> {
     }
     for spec in weights() {
         let arch = architecture(spec.arch)?;
-        let compare = |classes: usize| {
-            let mut spec = *spec;
-            spec.num_classes = classes;
+        let compare = |classes| {
+            let spec = WeightSpec {
+                num_classes: classes,
+                ..*spec
+            };
             let (_, tensors) = record(|vb| Model::for_weights(&spec, vb))?;
-            Ok::<_, crate::Error>(compare(&file, spec.key_map, &tensors))
+            Ok(compare(&file, spec.key_map, &tensors))
         };
         fits.push(best(
             arch,
@@ -101,6 +105,30 @@ pub fn fits(checkpoint: &Checkpoint) -> Result<Vec<Fit>> {
     };
     fits.sort_by_key(|f| score(f));
     Ok(fits)
+}
+
+/// A model's tensors by class count, recorded on first use.
+struct Shapes<F> {
+    record: F,
+    cache: std::cell::RefCell<BTreeMap<usize, std::rc::Rc<crate::Shapes>>>,
+}
+
+impl<F: Fn(usize) -> Result<crate::Shapes>> Shapes<F> {
+    fn new(record: F) -> Self {
+        Self {
+            record,
+            cache: Default::default(),
+        }
+    }
+
+    fn get(&self, classes: usize) -> Result<std::rc::Rc<crate::Shapes>> {
+        if let Some(s) = self.cache.borrow().get(&classes) {
+            return Ok(s.clone());
+        }
+        let s = std::rc::Rc::new((self.record)(classes)?);
+        self.cache.borrow_mut().insert(classes, s.clone());
+        Ok(s)
+    }
 }
 
 type Comparison = (

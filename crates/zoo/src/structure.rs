@@ -124,7 +124,9 @@ impl SimpleBackend for Recorder {
             .lock()
             .map_err(|_| candle_core::Error::Msg("structure recorder poisoned".into()))?
             .push((name.to_string(), shape.dims().to_vec()));
-        Tensor::zeros(shape, dtype, dev)
+        // One zero broadcast to the shape: no memory for VGG's 138 million parameters. A
+        // constructor that needs a contiguous tensor gets a copy of its own.
+        Tensor::zeros((), dtype, dev)?.broadcast_as(shape)
     }
 
     fn get_unchecked(&self, name: &str, _: DType, _: &Device) -> candle_core::Result<Tensor> {

@@ -204,7 +204,14 @@ fn cells(row: &Row) -> [String; 16] {
         opt(row.delta_top5, |v| format!("{v:+.3}")),
         opt(r, |r| r.source.replace('|', "/")),
         opt(row.params, thousands),
-        opt(row.gflops, |v| format!("{v:.3}")),
+        opt(row.gflops, |v| {
+            // Six decimals for LeNet-5's 0.000417.
+            if v < 0.01 {
+                format!("{v:.6}")
+            } else {
+                format!("{v:.3}")
+            }
+        }),
         opt(row.input, |[c, h, w]| format!("{c}×{h}×{w}")),
         match (&row.crop_pct, &row.resize) {
             (Some(pct), Some(resize)) => format!("{pct:.3} ({resize})"),

@@ -186,6 +186,30 @@ fn resnet18_from_a_local_hub_on_real_photographs() -> Result<()> {
     );
     ensure!(offline.status.success(), "{}", text(&offline.stderr));
     assert_eq!(server.requests().len(), requests);
+
+    // The other protocols, on two of the photographs.
+    for (protocol, row) in [
+        (
+            &["--protocol", "ten-crop"][..],
+            "| `resnet18.tv_in1k` | 10-crop | 2 * |",
+        ),
+        (
+            &["--protocol", "multi-scale", "--scales", "224,256"][..],
+            "| `resnet18.tv_in1k` | dense + flip, scales 224/256 | 2 * |",
+        ),
+    ] {
+        let args = [&args[..], &["--offline", "--limit", "2"], protocol].concat();
+        let run = reproduce(&args, &[("HF_HOME", &hf)], None);
+        let stdout = text(&run.stdout);
+        ensure!(run.status.success(), "{stdout}\n{}", text(&run.stderr));
+        assert!(stdout.contains(row), "{stdout}");
+    }
+    // The paper's ten-crop row is the reference of a ten-crop run of the same architecture.
+    let ten_crop =
+        std::fs::read_to_string(out.join("reproduce-resnet18.tv_in1k-ten-crop-limit2.json"))?;
+    let ten_crop: Value = serde_json::from_str(&ten_crop)?;
+    assert_eq!(ten_crop["rows"][0]["reference"]["own"], false);
+    assert_eq!(ten_crop["rows"][0]["reference"]["top1"], 72.12);
     let _ = std::fs::remove_dir_all(&dir);
     Ok(())
 }

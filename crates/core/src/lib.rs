@@ -33,6 +33,7 @@ pub mod error;
 pub mod flops;
 pub mod init;
 pub mod layers;
+mod legacy_pth;
 pub mod parity;
 pub mod procedural;
 pub mod random;

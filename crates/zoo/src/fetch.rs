@@ -202,24 +202,6 @@ impl Fetcher {
         }
     }
 
-    /// The local file `spec` would be fetched to or from, whether or not it is there.
-    pub fn local_path(&self, spec: &WeightSpec) -> PathBuf {
-        match spec.source {
-            WeightSource::Repository { path } => self
-                .repository
-                .as_ref()
-                .map_or_else(|| PathBuf::from(path), |root| root.join(path)),
-            WeightSource::Hub {
-                repo,
-                file,
-                revision,
-            } => self
-                .hub_cached(repo, file, revision)
-                .unwrap_or_else(|| self.hub_cache.join(repo_folder(repo))),
-            WeightSource::Url { url } => self.torch_checkpoints.join(url_file_name(url)),
-        }
-    }
-
     fn repository_file(&self, spec: &WeightSpec, path: &str) -> Result<Fetched> {
         let Some(root) = &self.repository else {
             return Err(Error::Fetch(format!(
@@ -256,13 +238,12 @@ impl Fetcher {
         let path = match self.hub_cached(repo, file, revision) {
             Some(path) => path,
             None if self.offline => {
-                return Err(
-                    self.missing_hub(spec, "and downloads are off (--offline, or HF_HUB_OFFLINE)")
-                );
+                let why = "and downloads are off (--offline, or HF_HUB_OFFLINE)";
+                return Err(self.missing_hub(spec, repo, file, revision, why));
             }
-            None => self
-                .hub_download(repo, file, revision)
-                .map_err(|why| self.missing_hub(spec, &format!("and {why}")))?,
+            None => self.hub_download(repo, file, revision).map_err(|why| {
+                self.missing_hub(spec, repo, file, revision, &format!("and {why}"))
+            })?,
         };
         // The snapshot entry links to `blobs/<etag>`; an LFS file's ETag is its sha256.
         let blob = std::fs::canonicalize(&path).map_err(|e| Error::io(&path, e))?;
@@ -282,15 +263,14 @@ impl Fetcher {
         })
     }
 
-    fn missing_hub(&self, spec: &WeightSpec, why: &str) -> Error {
-        let WeightSource::Hub {
-            repo,
-            file,
-            revision,
-        } = spec.source
-        else {
-            unreachable!("hub weights")
-        };
+    fn missing_hub(
+        &self,
+        spec: &WeightSpec,
+        repo: &str,
+        file: &str,
+        revision: &str,
+        why: &str,
+    ) -> Error {
         Error::Fetch(format!(
             "weights `{id}` ({repo}, {file} at {revision}) are not in the Hugging Face cache \
              {cache} {why}.\n\

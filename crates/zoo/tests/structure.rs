@@ -33,6 +33,36 @@ const TORCHVISION: &[(&str, f64, usize)] = &[
     ("inception_v3", 5.713, 27_161_264),
 ];
 
+/// Multiply-accumulates of one image as PyTorch counts them (`torch.utils.flop_counter.
+/// FlopCounterMode`, convolutions and matrix products, total / 2) for the reference models in
+/// evaluation mode: torch 2.15, torchvision 0.29.2 (googlenet and inception_v3 without
+/// auxiliary heads), timm 1.0.31 (inception_v4, inception_resnet_v2); 224×224, 299×299 for
+/// the Inceptions but GoogLeNet.
+const PYTORCH_FLOP_COUNTER: &[(&str, u64)] = &[
+    ("alexnet", 714_188_480),
+    ("vgg11", 7_609_090_048),
+    ("vgg11_bn", 7_609_090_048),
+    ("vgg13", 11_308_466_176),
+    ("vgg13_bn", 11_308_466_176),
+    ("vgg16", 15_470_264_320),
+    ("vgg16_bn", 15_470_264_320),
+    ("vgg19", 19_632_062_464),
+    ("vgg19_bn", 19_632_062_464),
+    ("resnet18", 1_814_073_344),
+    ("resnet34", 3_663_761_408),
+    ("resnet50", 4_089_184_256),
+    ("resnet101", 7_801_405_440),
+    ("resnet152", 11_513_626_624),
+    ("wide_resnet50_2", 11_398_021_120),
+    ("wide_resnet101_2", 22_753_050_624),
+    ("resnext50_32x4d", 4_230_479_872),
+    ("resnext101_32x8d", 16_414_015_488),
+    ("googlenet", 1_498_376_192),
+    ("inception_v3", 5_713_216_096),
+    ("inception_v4", 12_253_974_624),
+    ("inception_resnet_v2", 13_155_794_016),
+];
+
 /// One test, so that every architecture is counted once: this is what `convnets models`
 /// prints.
 #[test]
@@ -71,6 +101,10 @@ fn counts_are_torchvisions_and_the_tables() -> Result<()> {
         } else {
             assert_eq!(s.params, params, "{name}");
         }
+    }
+
+    for &(name, macs) in PYTORCH_FLOP_COUNTER {
+        assert_eq!(counted[name].macs.total(), macs, "{name}");
     }
 
     let start = std::time::Instant::now();

@@ -82,12 +82,8 @@ pub fn run(args: &[String]) -> Result<()> {
         run: RunInfo {
             what: opts.what.clone(),
             protocol: opts.protocol.name().to_string(),
-            scales: (opts.protocol == Protocol::MultiScale).then(|| {
-                // One list when every model used the same scales.
-                let mut all: Vec<_> = scales.iter().map(|(_, s)| s.clone()).collect();
-                all.dedup();
-                all.concat()
-            }),
+            // Each row's protocol names the scales it was evaluated at.
+            scales: opts.scales.clone(),
             limit: opts.limit,
             date: report::utc_now(),
             machine: report::machine(),
@@ -216,12 +212,12 @@ impl Plan {
 
     /// Every weights file, fetched and checked; every missing one reported at once.
     fn fetch(&self, opts: &Options) -> Result<Vec<Fetched>> {
-        let fetcher = Fetcher::from_env()
+        let mut fetcher = Fetcher::from_env()
             .with_repository(workspace_root())
             .with_progress(true);
-        let fetcher = fetcher
-            .clone()
-            .with_offline(opts.offline || fetcher.is_offline());
+        if opts.offline {
+            fetcher = fetcher.with_offline(true);
+        }
         let mut fetched = Vec::new();
         let mut errors = Vec::new();
         for spec in &self.targets {

@@ -108,10 +108,10 @@ pub fn run(args: &[String]) -> Result<()> {
     let model = match &weights {
         Some(file) => Model::from_file(spec, file, DType::F32, &device)?,
         None => {
-            let fetcher = Fetcher::from_env().with_progress(true);
-            let fetcher = fetcher
-                .clone()
-                .with_offline(offline || fetcher.is_offline());
+            let mut fetcher = Fetcher::from_env().with_progress(true);
+            if offline {
+                fetcher = fetcher.with_offline(true);
+            }
             Model::pretrained(spec, &fetcher.fetch(spec)?, DType::F32, &device)?
         }
     };

@@ -12,7 +12,7 @@
 //!   PyTorch already downloaded are reused; an interrupted download resumes too. They are
 //!   read by candle's pickle reader when loaded.
 //! - **Repository** files ship with the convnets source tree and are found under the root
-//!   given to [`Fetcher::repository`].
+//!   given to [`Fetcher::with_repository`].
 //!
 //! Every file is checked before it is handed out as [`Fetched`]: against the spec's sha256
 //! (or the prefix of it torchvision's file names carry, which `torch.hub` checks), else

@@ -1,4 +1,6 @@
-//! Helpers shared by the workspace-level tests in `tests/`.
+//! Helpers shared by the workspace-level tests in `tests/` (and `xtask`'s).
+
+pub mod hub;
 
 use std::path::PathBuf;
 

@@ -4,17 +4,22 @@ use std::process::ExitCode;
 
 mod bench;
 mod fixtures;
+mod manifest;
+mod reproduce;
 mod train;
 
 const USAGE: &str = "\
 usage: cargo xtask <task> [args]
 
 tasks:
+  reproduce WHAT [..]  evaluate pretrained weights and print the table beside the
+                       published numbers (`cargo xtask reproduce lenet`; --help for more)
+  train lenet5 [--variant classic|modern] [--distortions] [--dataset mnist|fashion] ...
+                       train LeNet-5 (see `cargo xtask train lenet5 --help`)
   bench [infer|train|gemm|lenet-train] [--models ..] [--threads N] [--rounds N] ...
                        speed against PyTorch and ONNX Runtime (set PYTHON; see
                        `cargo xtask bench --help`)
-  train lenet5 [--variant classic|modern] [--distortions] [--dataset mnist|fashion] ...
-                       train LeNet-5 (see `cargo xtask train lenet5 --help`)
+  manifest             write weights/manifest.toml from the weight tables
   fixtures [ARCH...]   regenerate the parity fixtures with tests/parity/generate.py
                        (needs a Python with torch, torchvision, timm: set PYTHON)
 ";
@@ -22,6 +27,8 @@ tasks:
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let result = match args.first().map(String::as_str) {
+        Some("reproduce") => reproduce::run(&args[1..]),
+        Some("manifest") => manifest::run(&args[1..]),
         Some("fixtures") => fixtures::run(&args[1..]),
         Some("train") => train::run(&args[1..]),
         Some("bench") => bench::run(&args[1..]),

@@ -1,7 +1,8 @@
 //! Strict checkpoint loading.
 //!
 //! A [`Checkpoint`] is a name → tensor store over a safetensors file (memory-mapped, tensors
-//! read on demand), a PyTorch `.pth` zip archive (through candle's pickle reader) or an
+//! read on demand), a PyTorch `.pth` file (a zip archive, through candle's pickle reader, or
+//! the legacy pre-1.6 format, through candle's pickle machine and `legacy_pth`) or an
 //! in-memory map. [`Checkpoint::load`] builds a model from it through a [`KeyMap`], the one
 //! declarative table per (family, source) that renames, reshapes and names the tensors the
 //! model does not need, and fails with a single [`Mismatch`] listing every missing,
@@ -213,6 +214,7 @@ enum Store {
         metadata: Metadata,
     },
     Pth(candle_core::pickle::PthTensors),
+    PthLegacy(crate::legacy_pth::LegacyPth),
     Memory(HashMap<String, Tensor>),
 }
 
@@ -221,6 +223,7 @@ impl std::fmt::Debug for Store {
         match self {
             Self::Safetensors { .. } => f.write_str("Safetensors"),
             Self::Pth(_) => f.write_str("Pth"),
+            Self::PthLegacy(_) => f.write_str("PthLegacy"),
             Self::Memory(m) => write!(f, "Memory({} tensors)", m.len()),
         }
     }
@@ -233,7 +236,7 @@ pub enum Format {
     Safetensors,
     /// PyTorch ≥ 1.6 `torch.save`: a zip archive holding `data.pkl`.
     PthZip,
-    /// PyTorch's legacy (pre-1.6) pickle stream, which candle cannot read.
+    /// PyTorch's legacy (pre-1.6) format: a pickle stream, then the raw storages.
     PthLegacy,
 }
 
@@ -258,12 +261,10 @@ impl Checkpoint {
         match sniff(&head[..n]) {
             Some(Format::Safetensors) => Self::open_safetensors(path, &file),
             Some(Format::PthZip) => Self::open_pth(path),
-            Some(Format::PthLegacy) => Err(Error::checkpoint(
-                path,
-                "PyTorch legacy (pre-1.6, non-zip) format, which cannot be read here; re-save it \
-                 with `torch.save(torch.load(f), g)` from PyTorch ≥ 1.6, or convert it to \
-                 safetensors",
-            )),
+            Some(Format::PthLegacy) => Ok(Self {
+                origin: path.display().to_string(),
+                store: Store::PthLegacy(crate::legacy_pth::LegacyPth::open(path)?),
+            }),
             None => Err(Error::checkpoint(
                 path,
                 format!(
@@ -351,6 +352,7 @@ impl Checkpoint {
         let mut names: Vec<String> = match &self.store {
             Store::Safetensors { metadata, .. } => metadata.tensors().into_keys().collect(),
             Store::Pth(pth) => pth.tensor_infos().keys().cloned().collect(),
+            Store::PthLegacy(pth) => pth.tensor_infos().map(|i| i.name.clone()).collect(),
             Store::Memory(m) => m.keys().cloned().collect(),
         };
         names.sort();
@@ -366,6 +368,9 @@ impl Checkpoint {
             Store::Pth(pth) => pth
                 .tensor_infos()
                 .get(name)
+                .map(|i| (i.layout.dims().to_vec(), format!("{:?}", i.dtype))),
+            Store::PthLegacy(pth) => pth
+                .info(name)
                 .map(|i| (i.layout.dims().to_vec(), format!("{:?}", i.dtype))),
             Store::Memory(m) => m
                 .get(name)
@@ -395,6 +400,7 @@ impl Checkpoint {
                 .get(name)
                 .map_err(|e| fail(e.to_string()))?
                 .ok_or_else(|| fail("not in the file".into())),
+            Store::PthLegacy(pth) => pth.get(name)?.ok_or_else(|| fail("not in the file".into())),
             Store::Memory(m) => m
                 .get(name)
                 .cloned()
@@ -412,6 +418,7 @@ impl Checkpoint {
                 )
             }),
             Store::Pth(pth) => pth.tensor_infos().get(name).map(|i| i.dtype.is_float()),
+            Store::PthLegacy(pth) => pth.info(name).map(|i| i.dtype.is_float()),
             Store::Memory(m) => m.get(name).map(|t| t.dtype().is_float()),
         };
         match ok {
@@ -537,20 +544,24 @@ pub fn sha256_file(path: &Path) -> Result<String> {
 /// prefix of at least 8 where only that much is published. torchvision names its files
 /// `<name>-<sha256 prefix>.pth` and `torch.hub` verifies exactly that prefix.
 pub fn verify_sha256(path: &Path, expected: &str) -> Result<()> {
+    check_sha256(path, &sha256_file(path)?, expected)
+}
+
+/// [`verify_sha256`] for a digest already computed: `actual` is the sha256 of `path`.
+pub fn check_sha256(path: &Path, actual: &str, expected: &str) -> Result<()> {
     let expected = expected.trim().to_ascii_lowercase();
     if !(8..=64).contains(&expected.len()) || !expected.bytes().all(|b| b.is_ascii_hexdigit()) {
         return Err(Error::Config(format!(
             "`{expected}` is neither a sha256 nor a prefix of one of at least 8 hex digits"
         )));
     }
-    let actual = sha256_file(path)?;
     if actual.starts_with(&expected) {
         Ok(())
     } else {
         Err(Error::Checksum {
             path: PathBuf::from(path),
             expected,
-            actual,
+            actual: actual.to_string(),
         })
     }
 }

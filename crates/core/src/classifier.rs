@@ -26,17 +26,24 @@ pub trait Classifier: ModuleT + Send + Sync {
     /// model's `ModuleT::forward_t` is.
     ///
     /// In evaluation on the CPU the backbone runs image by image (ImageNet sizes; smaller
-    /// images by groups of about 50 000 pixels), the images in parallel on the rayon pool, and the head on the whole batch: each thread then works on one image's
-    /// maps, which stay in cache and whose buffers the allocator recycles, where a batch's
-    /// maps would be fresh memory at every layer (ResNet-50 at batch 16: 25 % faster on two
-    /// cores, docs/perf.md). Nothing in an evaluation backbone mixes images, so the values
-    /// are the same (up to the order of floating-point sums); the head (VGG's 400 MB fc6) still reads its weights once per batch.
+    /// images by groups of about 50 000 pixels), the images in parallel on the rayon pool,
+    /// and the head on the whole batch: each thread then works on one image's maps, which
+    /// stay in cache and whose buffers the allocator recycles, where a batch's maps would be
+    /// fresh memory at every layer (docs/perf.md). Nothing in an evaluation backbone mixes
+    /// images, so the values are the same (up to the order of floating-point sums); the head
+    /// (VGG's 400 MB fc6) still reads its weights once per batch.
     fn classify(&self, xs: &Tensor, train: bool) -> Result<Tensor> {
         let (n, pixels) = (xs.dim(0)?, xs.dims()[2..].iter().product::<usize>());
         // Small images (CIFAR, MNIST) go in groups, so that a task's work outweighs the cost
         // of dispatching its operations.
         let per_task = CHUNK_PIXELS.div_ceil(pixels.max(1)).clamp(1, n.max(1));
-        let features = if train || per_task >= n || !xs.device().is_cpu() || xs.track_op() {
+        // A forward pass being counted stays on this thread, where the tally is.
+        let sequential = train
+            || per_task >= n
+            || !xs.device().is_cpu()
+            || xs.track_op()
+            || crate::flops::counting();
+        let features = if sequential {
             self.forward_features(xs, train)?
         } else {
             let maps = (0..n.div_ceil(per_task))

@@ -14,6 +14,8 @@
 //! - [`checkpoint`]: strict loading of safetensors and PyTorch `.pth` files through a
 //!   declarative [`checkpoint::KeyMap`], reporting every missing, unexpected and mis-shaped
 //!   tensor in one error.
+//! - [`flops`]: the multiply-accumulates of a forward pass, counted from the model's own
+//!   layers without computing them (torchvision's "GFLOPS" convention).
 //! - [`init`] and [`random`]: seeded parameter initialisation and the dropout random stream,
 //!   so that training is reproducible on CPU (candle's CPU generator cannot be seeded).
 //! - [`procedural`] and [`parity`]: the weight generator and fixture reader behind the
@@ -28,9 +30,11 @@ pub mod checkpoint;
 pub mod classifier;
 pub mod device;
 pub mod error;
+pub mod flops;
 pub mod init;
 mod kernels;
 pub mod layers;
+mod legacy_pth;
 pub mod parity;
 pub mod procedural;
 pub mod random;

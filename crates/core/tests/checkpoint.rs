@@ -101,13 +101,52 @@ fn a_pth_that_is_not_a_state_dict_is_refused_by_name() {
             "{err}"
         );
     }
-    let err = Checkpoint::open(fixture("legacy.pth"))
-        .expect_err("legacy")
-        .to_string();
+}
+
+/// torchvision's oldest files (GoogLeNet's) are in PyTorch's pre-1.6 format.
+#[test]
+fn a_legacy_pth_loads_to_the_same_model() -> Result<()> {
+    let legacy = Checkpoint::open(fixture("legacy.pth"))?;
+    let zip = Checkpoint::open(fixture("state_dict.pth"))?;
+    assert_eq!(legacy.names(), zip.names());
+    for name in zip.names() {
+        assert_eq!(legacy.info(&name), zip.info(&name), "{name}");
+        let (a, b) = (legacy.tensor(&name)?, zip.tensor(&name)?);
+        assert_eq!(a.dtype(), b.dtype());
+        assert_eq!(
+            a.flatten_all()?.to_dtype(DType::F64)?.to_vec1::<f64>()?,
+            b.flatten_all()?.to_dtype(DType::F64)?.to_vec1::<f64>()?,
+            "{name}"
+        );
+    }
+    assert_logits(&load(&fixture("legacy.pth"))?, 1e-6)?;
+
+    // Views into one storage (the offset counts), and half precision.
+    let views = Checkpoint::open(fixture("legacy_views.pth"))?;
+    let view: Vec<Vec<f32>> = views.tensor("view")?.to_vec2()?;
+    assert_eq!(view[0], [6.0, 7.0, 8.0, 9.0]);
+    assert_eq!(view[2], [14.0, 15.0, 16.0, 17.0]);
+    assert_eq!(views.tensor("base")?.to_vec1::<f32>()?[23], 23.0);
+    let half = views.tensor("half")?;
+    assert_eq!(half.dtype(), DType::F16);
+    assert_eq!(
+        half.to_dtype(DType::F32)?.to_vec1::<f32>()?,
+        [0.0, 1.0, 2.0, 3.0, 4.0]
+    );
+
+    // Cut short, it is refused by name.
+    let bytes = std::fs::read(fixture("legacy.pth"))?;
+    let dir = std::env::temp_dir().join(format!("convnets-legacy-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    let cut = dir.join("cut.pth");
+    std::fs::write(&cut, &bytes[..bytes.len() - 100])?;
+    let err = Checkpoint::open(&cut).expect_err("truncated").to_string();
     assert!(
-        err.contains("legacy.pth") && err.contains("legacy"),
+        err.contains("cut.pth") && err.contains("truncated"),
         "{err}"
     );
+    std::fs::remove_dir_all(&dir)?;
+    Ok(())
 }
 
 #[test]

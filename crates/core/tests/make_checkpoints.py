@@ -48,6 +48,10 @@ torch.save({"epoch": 3, "state_dict": model.state_dict()}, OUT / "wrapped.pth")
 torch.save(model, OUT / "whole_model.pth")
 torch.save([state["conv.weight"], state["fc.bias"]], OUT / "list.pth")
 torch.save(model.state_dict(), OUT / "legacy.pth", _use_new_zipfile_serialization=False)
+# Tensors that share a storage at an offset, and a half-precision one, in the legacy format.
+base = torch.arange(24, dtype=torch.float32)
+views = {"base": base, "view": base[6:18].view(3, 4), "half": torch.arange(5, dtype=torch.float16)}
+torch.save(views, OUT / "legacy_views.pth", _use_new_zipfile_serialization=False)
 save_file({k: v.contiguous() for k, v in state.items()}, OUT / "state_dict.safetensors")
 for dtype, tag in [(torch.float16, "f16"), (torch.bfloat16, "bf16")]:
     save_file({k: (v.to(dtype) if v.is_floating_point() else v) for k, v in state.items()},

@@ -72,17 +72,8 @@ fn make_jpegs(dir: &Path) -> anyhow::Result<()> {
         let x = (i * 13) % (big.width() - w + 1);
         let y = (i * 5) % (big.height() - h + 1);
         let img = big.crop(x as isize, y as isize, w, h);
-        let jpeg = turbojpeg::compress(
-            turbojpeg::Image {
-                pixels: img.pixels(),
-                width: w,
-                pitch: w * 3,
-                height: h,
-                format: turbojpeg::PixelFormat::RGB,
-            },
-            90,
-            turbojpeg::Subsamp::Sub2x2,
-        )?;
+        let jpeg = convnets_data::turbojpeg::encode_rgb(img.pixels(), w, h, 90)
+            .map_err(anyhow::Error::msg)?;
         let path = dir
             .join(classes[i % classes.len()])
             .join(format!("img_{i:04}.JPEG"));

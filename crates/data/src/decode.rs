@@ -17,7 +17,7 @@
 
 use std::cell::RefCell;
 
-use turbojpeg::{Colorspace, Decompressor, Image as TjImage, PixelFormat};
+use crate::turbojpeg::{Colorspace, Decompressor, PixelFormat};
 
 use crate::error::{Error, Result};
 use crate::image::RgbImage;
@@ -64,29 +64,22 @@ fn decode_jpeg(bytes: &[u8], origin: &str) -> Result<RgbImage> {
             return Err(Error::decode(origin, "zero-sized image"));
         }
         let format = match header.colorspace {
-            Colorspace::Gray => PixelFormat::GRAY,
-            Colorspace::CMYK | Colorspace::YCCK => PixelFormat::CMYK,
-            _ => PixelFormat::RGB,
+            Colorspace::Gray => PixelFormat::Gray,
+            Colorspace::Cmyk | Colorspace::Ycck => PixelFormat::Cmyk,
+            _ => PixelFormat::Rgb,
         };
         let mut raw = vec![0u8; w * h * format.size()];
-        let image = TjImage {
-            pixels: &mut raw[..],
-            width: w,
-            pitch: w * format.size(),
-            height: h,
-            format,
-        };
-        match dec.decompress(bytes, image) {
+        match dec.decompress(bytes, &header, format, &mut raw) {
             Ok(()) => {}
             // TurboJPEG 2 fails a decode that only raised a libjpeg warning, after writing
             // every pixel; Pillow ignores those warnings, so the image is kept.
-            Err(turbojpeg::Error::TurboJpegError(msg)) if is_libjpeg_warning(&msg) => {}
+            Err(msg) if is_libjpeg_warning(&msg) => {}
             Err(e) => return Err(Error::decode(origin, e)),
         }
         Ok(match format {
-            PixelFormat::GRAY => grey_to_rgb(w, h, &raw),
-            PixelFormat::CMYK => inverted_cmyk_to_rgb(w, h, &raw),
-            _ => RgbImage::new(w, h, raw),
+            PixelFormat::Gray => grey_to_rgb(w, h, &raw),
+            PixelFormat::Cmyk => inverted_cmyk_to_rgb(w, h, &raw),
+            PixelFormat::Rgb => RgbImage::new(w, h, raw),
         })
     })
 }

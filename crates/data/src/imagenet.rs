@@ -16,7 +16,7 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 
 use crate::error::{Error, Result, read_file};
 use crate::parquet::ImageRows;
@@ -177,8 +177,12 @@ pub struct Item {
 enum Images {
     /// Files with their labels.
     Files(Vec<(PathBuf, u32)>),
-    /// Parquet shards, read in order.
-    Parquet(Vec<PathBuf>),
+    /// Parquet shards, read in order; with `keep`, only the rows (numbered across shards)
+    /// it marks.
+    Parquet {
+        shards: Vec<PathBuf>,
+        keep: Option<Arc<[bool]>>,
+    },
 }
 
 /// An ImageNet-1k validation set (or any subset of it) in one of the supported layouts.
@@ -310,7 +314,10 @@ impl ImageNetVal {
             len += ImageRows::open(f, "image", &["label"])?.len();
         }
         Ok(Self {
-            images: Images::Parquet(files),
+            images: Images::Parquet {
+                shards: files,
+                keep: None,
+            },
             len,
         })
     }
@@ -368,34 +375,81 @@ impl ImageNetVal {
                     label,
                 })
             })),
-            Images::Parquet(shards) => Box::new(shards.clone().into_iter().flat_map(|shard| {
-                let rows: Box<dyn Iterator<Item = Result<Item>> + Send> =
-                    match ImageRows::open(&shard, "image", &["label"]) {
-                        Err(e) => Box::new(std::iter::once(Err(e))),
-                        Ok(rows) => Box::new(rows.map(move |row| {
-                            let row = row?;
-                            let label = u32::try_from(row.labels[0])
-                                .ok()
-                                .filter(|&l| l < 1000)
-                                .ok_or_else(|| {
-                                    Error::format(
-                                        &shard,
-                                        format!(
-                                            "row {}: label {} not in 0..1000",
-                                            row.row, row.labels[0]
-                                        ),
-                                    )
-                                })?;
-                            Ok(Item {
-                                name: format!("{} row {}", shard.display(), row.row),
-                                bytes: Ok(row.bytes),
-                                label,
-                            })
-                        })),
-                    };
-                rows
-            })),
+            Images::Parquet { shards, keep } => {
+                let rows = shards.clone().into_iter().flat_map(|shard| {
+                    let rows: Box<dyn Iterator<Item = Result<Item>> + Send> =
+                        match ImageRows::open(&shard, "image", &["label"]) {
+                            Err(e) => Box::new(std::iter::once(Err(e))),
+                            Ok(rows) => Box::new(rows.map(move |row| {
+                                let row = row?;
+                                let label = u32::try_from(row.labels[0])
+                                    .ok()
+                                    .filter(|&l| l < 1000)
+                                    .ok_or_else(|| {
+                                        Error::format(
+                                            &shard,
+                                            format!(
+                                                "row {}: label {} not in 0..1000",
+                                                row.row, row.labels[0]
+                                            ),
+                                        )
+                                    })?;
+                                Ok(Item {
+                                    name: format!("{} row {}", shard.display(), row.row),
+                                    bytes: Ok(row.bytes),
+                                    label,
+                                })
+                            })),
+                        };
+                    rows
+                });
+                match keep.clone() {
+                    None => Box::new(rows),
+                    // The bytes of a row left out are read (a row group is read whole) but
+                    // never decoded.
+                    Some(keep) => Box::new(
+                        rows.enumerate()
+                            .filter(move |(i, _)| keep.get(*i).copied().unwrap_or(false))
+                            .map(|(_, item)| item),
+                    ),
+                }
+            }
         }
+    }
+
+    /// `n` images spread evenly over the set, in order: image `⌊k · len / n⌋` for each
+    /// `k < n` (all of them when `n ≥ len`). A quick partial evaluation of a layout sorted by
+    /// class sees every part of it, where the first `n` images would be a few classes.
+    pub fn evenly_spaced(&self, n: usize) -> Self {
+        if n >= self.len {
+            return self.clone();
+        }
+        let picked = (0..n).map(|k| k * self.len / n);
+        let images = match &self.images {
+            Images::Files(files) => Images::Files(picked.map(|i| files[i].clone()).collect()),
+            Images::Parquet { shards, keep: None } => {
+                let mut keep = vec![false; self.len];
+                picked.for_each(|i| keep[i] = true);
+                Images::Parquet {
+                    shards: shards.clone(),
+                    keep: Some(keep.into()),
+                }
+            }
+            Images::Parquet {
+                shards,
+                keep: Some(kept),
+            } => {
+                // Positions among the rows already kept, mapped back to row numbers.
+                let rows: Vec<usize> = (0..kept.len()).filter(|&r| kept[r]).collect();
+                let mut keep = vec![false; kept.len()];
+                picked.for_each(|i| keep[rows[i]] = true);
+                Images::Parquet {
+                    shards: shards.clone(),
+                    keep: Some(keep.into()),
+                }
+            }
+        };
+        Self { images, len: n }
     }
 }
 

@@ -28,6 +28,7 @@ pub mod mnist;
 pub mod parquet;
 pub mod resample;
 pub mod transform;
+pub mod turbojpeg;
 
 pub use error::{Error, Result};
 pub use image::RgbImage;

@@ -362,3 +362,39 @@ fn broken_label_files_are_named() -> Result<()> {
     assert!(e.contains("no synset folders"), "{e}");
     Ok(())
 }
+
+/// `(name, label)` of every item, without decoding.
+fn listing(val: &ImageNetVal) -> Result<Vec<(String, u32)>> {
+    val.items()
+        .map(|item| {
+            let item = item?;
+            item.bytes?;
+            Ok((item.name, item.label))
+        })
+        .collect()
+}
+
+#[test]
+fn an_evenly_spaced_subset_spans_the_set_in_every_layout() -> Result<()> {
+    let root = scratch("imagenet-subset");
+    build(&root)?;
+    let layouts = [
+        ImageNetVal::class_folders(&root.join("folders"))?,
+        ImageNetVal::parquet(&[fixtures().join("imagenet")])?,
+    ];
+    for val in &layouts {
+        let all = listing(val)?;
+        assert_eq!(all.len(), 5);
+        // ⌊k · 5 / 3⌋ for k = 0, 1, 2.
+        let three = val.evenly_spaced(3);
+        assert_eq!(three.len(), 3);
+        assert_eq!(listing(&three)?, [0, 1, 3].map(|i| all[i].clone()));
+        // A subset of a subset: positions 0 and 1 of those three.
+        assert_eq!(
+            listing(&three.evenly_spaced(2))?,
+            [0, 1].map(|i| all[i].clone())
+        );
+        assert_eq!(listing(&val.evenly_spaced(9))?, all);
+    }
+    Ok(())
+}

@@ -97,12 +97,11 @@ const TIMM_RESULTS: &str = "timm results/results-imagenet.csv (huggingface/pytor
 pub const GOOGLENET_TV_IN1K: WeightSpec = WeightSpec {
     id: "googlenet.tv_in1k",
     arch: "googlenet",
-    // The file name carries the first hex digits of its sha256, `1378be20`; the full digest
-    // is not published.
     source: WeightSource::Url {
         url: "https://download.pytorch.org/models/googlenet-1378be20.pth",
     },
-    sha256: None,
+    // The prefix of its sha256 the file name carries, which `torch.hub` checks.
+    sha256: Some("1378be20"),
     key_map: &TORCHVISION,
     transform: EvalTransform::torchvision(256, 224),
     num_classes: 1000,
@@ -121,11 +120,11 @@ pub const GOOGLENET_TV_IN1K: WeightSpec = WeightSpec {
 pub const INCEPTION_V3_TV_IN1K: WeightSpec = WeightSpec {
     id: "inception_v3.tv_in1k",
     arch: "inception_v3",
-    // sha256 prefix `0cc3c7bd`, from the file name.
     source: WeightSource::Url {
         url: "https://download.pytorch.org/models/inception_v3_google-0cc3c7bd.pth",
     },
-    sha256: None,
+    // The sha256 prefix of the file name.
+    sha256: Some("0cc3c7bd"),
     key_map: &TORCHVISION,
     transform: EvalTransform::torchvision(342, 299),
     num_classes: 1000,

@@ -211,6 +211,22 @@ impl Augment {
     }
 }
 
+/// A training step's augmentations with the generator they draw from.
+#[derive(Debug)]
+pub struct Augmenter<'a> {
+    /// Applied in order.
+    pub ops: &'a [Augment],
+    /// The step's generator.
+    pub rng: &'a mut Rng,
+}
+
+impl Augmenter<'_> {
+    /// Applies every augmentation, in order.
+    pub fn apply(&mut self, img: Image) -> Image {
+        self.ops.iter().fold(img, |img, a| a.apply(&img, self.rng))
+    }
+}
+
 /// torchvision's `RandomResizedCrop.get_params`: `(top, left, height, width)`.
 fn resized_crop_box(
     h: usize,

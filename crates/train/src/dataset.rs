@@ -3,8 +3,7 @@
 use candle_core::{Device, Tensor};
 use serde::{Deserialize, Serialize};
 
-use crate::augment::{Augment, Image};
-use crate::rng::Rng;
+use crate::augment::{Augmenter, Image};
 use crate::{Error, Result};
 
 /// A labelled dataset the trainer can draw batches from.
@@ -18,11 +17,12 @@ pub trait Dataset: Send + Sync {
     }
 
     /// The examples at `indices` as images `[N, C, H, W]` (f32, normalised) and labels `[N]`
-    /// (u32). `augment` is the step's generator in training, `None` in evaluation.
+    /// (u32), each image passed through `augment` (the configuration's augmentations and the
+    /// step's generator) in training; `None` in evaluation.
     fn batch(
         &self,
         indices: &[usize],
-        augment: Option<&mut Rng>,
+        augment: Option<&mut Augmenter<'_>>,
         device: &Device,
     ) -> Result<(Tensor, Tensor)>;
 }
@@ -56,15 +56,14 @@ impl Normalize {
     }
 }
 
-/// A dataset held in memory as bytes (MNIST, CIFAR), with a fixed padding, random
-/// augmentations for training, and a normalisation.
+/// A dataset held in memory as bytes (MNIST, CIFAR), with a fixed padding and a
+/// normalisation.
 #[derive(Debug, Clone)]
 pub struct InMemory {
     pixels: Vec<u8>,
     labels: Vec<u32>,
     shape: (usize, usize, usize),
     pad: usize,
-    augment: Vec<Augment>,
     normalize: Normalize,
 }
 
@@ -95,7 +94,6 @@ impl InMemory {
             labels,
             shape,
             pad: 0,
-            augment: Vec::new(),
             normalize,
         })
     }
@@ -104,12 +102,6 @@ impl InMemory {
     /// reads MNIST's 28×28 digits in a 32×32 field).
     pub fn with_padding(mut self, p: usize) -> Self {
         self.pad = p;
-        self
-    }
-
-    /// Applies these augmentations, in order, to training batches.
-    pub fn with_augment(mut self, augment: Vec<Augment>) -> Self {
-        self.augment = augment;
         self
     }
 
@@ -142,7 +134,7 @@ impl Dataset for InMemory {
     fn batch(
         &self,
         indices: &[usize],
-        mut augment: Option<&mut Rng>,
+        mut augment: Option<&mut Augmenter<'_>>,
         device: &Device,
     ) -> Result<(Tensor, Tensor)> {
         let mut data = Vec::new();
@@ -154,12 +146,10 @@ impl Dataset for InMemory {
                     self.labels.len()
                 )));
             }
-            let mut img = self.image(i);
-            if let Some(rng) = augment.as_deref_mut() {
-                for a in &self.augment {
-                    img = a.apply(&img, rng);
-                }
-            }
+            let img = match augment.as_deref_mut() {
+                Some(augmenter) => augmenter.apply(self.image(i)),
+                None => self.image(i),
+            };
             let plane = img.h * img.w;
             for (c, chunk) in img.data.chunks(plane).enumerate() {
                 let (s, o) = (self.normalize.scale[c], self.normalize.offset[c]);

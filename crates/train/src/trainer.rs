@@ -11,6 +11,7 @@ use convnets_core::Classifier;
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::{Deserialize, Serialize};
 
+use crate::augment::{Augment, Augmenter};
 use crate::dataset::Dataset;
 use crate::loss::Criterion;
 use crate::metrics::{self, EpochRecord, TopK};
@@ -24,6 +25,10 @@ use crate::{Error, Result};
 /// have the same configuration (only `epochs` may grow).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TrainConfig {
+    /// The training data, as a name for the record (`mnist`, `fashion-mnist`, ...).
+    pub data: String,
+    /// Random augmentations of each training image, in order.
+    pub augment: Vec<Augment>,
     /// Passes over the training set.
     pub epochs: u64,
     /// Examples per optimisation step.
@@ -208,7 +213,11 @@ pub fn train<M: Classifier + ?Sized>(
 
         let t0 = Instant::now();
         let mut rng = Rng::derive(config.seed, Stream::Augment, step);
-        let (x, y) = train.batch(batch, Some(&mut rng), &run.device)?;
+        let mut augmenter = Augmenter {
+            ops: &config.augment,
+            rng: &mut rng,
+        };
+        let (x, y) = train.batch(batch, Some(&mut augmenter), &run.device)?;
         convnets_core::random::manual_seed(
             Rng::derive(config.seed, Stream::Dropout, step).next_u64(),
         );

@@ -104,6 +104,8 @@ fn quadrants(n: usize, seed: u64) -> InMemory {
 
 fn config(epochs: u64) -> TrainConfig {
     TrainConfig {
+        data: "quadrants".into(),
+        augment: Vec::new(),
         epochs,
         batch_size: 16,
         seed: 11,
@@ -160,20 +162,17 @@ fn weights(dir: &Path) -> Result<Vec<(String, Vec<f32>)>> {
 
 #[test]
 fn it_learns_and_the_same_seed_gives_the_same_bits() -> Result<()> {
-    let (data, test) = (
-        quadrants(160, 1).with_augment(vec![Augment::HorizontalFlip { p: 0.0 }]),
-        quadrants(64, 2),
-    );
+    let (data, test) = (quadrants(160, 1), quadrants(64, 2));
+    let cfg = config(4);
     let (a, b) = (scratch("seed-a"), scratch("seed-b"));
-    let (Outcome::Finished { records }, _) = run(&config(4), &data, &test, &RunOptions::new(&a))?
-    else {
+    let (Outcome::Finished { records }, _) = run(&cfg, &data, &test, &RunOptions::new(&a))? else {
         panic!("the run must finish");
     };
     assert_eq!(records.len(), 4);
     let last = records.last().unwrap();
     assert!(last.test_err.unwrap() < 15.0, "{records:#?}");
     assert!(records[0].train_loss > last.train_loss);
-    run(&config(4), &data, &test, &RunOptions::new(&b))?;
+    run(&cfg, &data, &test, &RunOptions::new(&b))?;
     assert_eq!(weights(&a)?, weights(&b)?);
     for f in [
         "metrics.jsonl",
@@ -189,12 +188,12 @@ fn it_learns_and_the_same_seed_gives_the_same_bits() -> Result<()> {
 
 #[test]
 fn a_resumed_run_ends_bit_for_bit_where_a_straight_run_ends() -> Result<()> {
-    let data = quadrants(150, 3).with_augment(vec![Augment::RandomCrop {
+    let (data, test) = (quadrants(150, 3), quadrants(32, 4));
+    let mut cfg = config(3); // 10 steps per epoch, 30 in all; stop at 17, mid-epoch.
+    cfg.augment = vec![Augment::RandomCrop {
         size: 8,
         padding: 1,
-    }]);
-    let test = quadrants(32, 4);
-    let cfg = config(3); // 10 steps per epoch, 30 in all; stop at 17, mid-epoch.
+    }];
     let straight = scratch("straight");
     run(&cfg, &data, &test, &RunOptions::new(&straight))?;
 

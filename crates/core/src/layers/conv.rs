@@ -225,7 +225,9 @@ impl Conv2d {
     /// The fused kernel's epilogue for `tail`, or `None` when the kernel does not apply.
     fn epilogue(&self, x: &Tensor, tail: &Tail<'_>, train: bool) -> Result<Option<Epilogue>> {
         let f32_cpu = |t: &Tensor| t.device().is_cpu() && t.dtype() == DType::F32 && !t.track_op();
-        let applies = f32_cpu(x)
+        // A counting pass takes the plain path, where the convolution is counted.
+        let applies = !crate::flops::counting()
+            && f32_cpu(x)
             && f32_cpu(&self.weight)
             && self.bias.as_ref().is_none_or(f32_cpu)
             && tail.residual.is_none_or(f32_cpu)
@@ -267,6 +269,11 @@ impl Conv2d {
 
     fn forward_unfused(&self, x: &Tensor) -> Result<Tensor> {
         let c = &self.config;
+        if let Some(zeros) =
+            crate::flops::conv2d(x, &self.weight, c.groups, |h, w| c.output_size(h, w))?
+        {
+            return Ok(zeros);
+        }
         let f32_cpu = |t: &Tensor| t.device().is_cpu() && t.dtype() == DType::F32;
         if f32_cpu(x) && f32_cpu(&self.weight) && self.bias.as_ref().is_none_or(f32_cpu) {
             // Training on CPU: a backward pass through candle's kernel would be a scalar loop.

@@ -1,0 +1,149 @@
+//! The `convnets` command line: `classify` gives the model's own logits and top-k on real
+//! photographs, `models` lists every weights id, `inspect` recognises a checkpoint.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use anyhow::{Context, Result, ensure};
+use candle_core::{DType, Device, Tensor};
+use candle_nn::ModuleT;
+use convnets::core::parity::Fixture;
+use convnets::data::{Transform, decode::decode};
+use convnets::{Model, weight};
+use serde_json::Value;
+
+fn workspace() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn photo(name: &str) -> PathBuf {
+    workspace()
+        .join("crates/data/tests/fixtures/photos")
+        .join(name)
+}
+
+fn convnets(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_convnets"))
+        .args(args)
+        .env("HF_HUB_OFFLINE", "1")
+        .output()
+        .expect("run convnets")
+}
+
+fn ok(out: &Output) -> Result<String> {
+    ensure!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Ok(String::from_utf8(out.stdout.clone())?)
+}
+
+/// ResNet-18 with the parity generator's weights, in torchvision's names.
+fn resnet18_file() -> Result<PathBuf> {
+    let fx = Fixture::load(workspace().join("tests/parity/fixtures/resnet18.json"))?;
+    let tensors: HashMap<String, Tensor> = fx
+        .tensors
+        .iter()
+        .map(|t| Ok((t.name.clone(), t.tensor(&Device::Cpu)?)))
+        .collect::<Result<_>>()?;
+    let path =
+        std::env::temp_dir().join(format!("convnets-cli-{}.safetensors", std::process::id()));
+    candle_core::safetensors::save(&tensors, &path)?;
+    Ok(path)
+}
+
+#[test]
+fn classify_inspect_and_models() -> Result<()> {
+    let file = resnet18_file()?;
+    let images = [photo("chelsea.jpg"), photo("coffee_png.JPEG")];
+    let (a, b) = (
+        images[0].to_str().context("path")?,
+        images[1].to_str().context("path")?,
+    );
+    let weights = file.to_str().context("path")?;
+
+    let json = ok(&convnets(&[
+        "classify",
+        a,
+        b,
+        "--model",
+        "resnet18.tv_in1k",
+        "--weights",
+        weights,
+        "--top",
+        "3",
+        "--format",
+        "json",
+    ]))?;
+    let results: Vec<Value> = serde_json::from_str(&json)?;
+    assert_eq!(results.len(), 2);
+
+    // The same logits as the model computes on the weights' own transform of the photos.
+    let spec = weight("resnet18.tv_in1k")?;
+    let model = Model::from_file(spec, &file, DType::F32, &Device::Cpu)?;
+    let transform = Transform::new(spec.transform)?;
+    for (result, path) in results.iter().zip(&images) {
+        let img = decode(&std::fs::read(path)?, "photo")?;
+        let x = Tensor::from_vec(transform.apply(&img), (1, 3, 224, 224), &Device::Cpu)?;
+        let expected: Vec<f32> = model.forward_t(&x, false)?.flatten_all()?.to_vec1()?;
+        let logits: Vec<f32> = result["logits"]
+            .as_array()
+            .context("logits")?
+            .iter()
+            .map(|v| v.as_f64().map(|v| v as f32).context("a logit"))
+            .collect::<Result<_>>()?;
+        assert_eq!(logits.len(), 1000);
+        // Batched with the other photo here, alone there: the same to float rounding.
+        let err = logits
+            .iter()
+            .zip(&expected)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0f32, f32::max);
+        assert!(err < 1e-3, "{err}");
+        let top = result["top"].as_array().context("top")?;
+        assert_eq!(top.len(), 3);
+        let best = (0..1000)
+            .max_by(|&i, &j| logits[i].total_cmp(&logits[j]))
+            .context("argmax")?;
+        assert_eq!(top[0]["index"], best);
+        assert!(top[0]["probability"].as_f64() >= top[1]["probability"].as_f64());
+        assert!(
+            top[0]["synset"]
+                .as_str()
+                .is_some_and(|s| s.starts_with('n'))
+        );
+    }
+
+    let text = ok(&convnets(&[
+        "classify",
+        a,
+        "--model",
+        "resnet18.tv_in1k",
+        "--weights",
+        weights,
+    ]))?;
+    assert_eq!(text.lines().count(), 1 + 5, "{text}");
+    assert!(text.starts_with(a));
+
+    let wrong = convnets(&["classify", a, "--model", "resnet50"]);
+    let err = String::from_utf8_lossy(&wrong.stderr);
+    assert!(
+        err.contains("is an architecture") && err.contains("resnet50.tv2_in1k"),
+        "{err}"
+    );
+
+    let inspected = ok(&convnets(&["inspect", weights, "--no-tensors"]))?;
+    assert!(
+        inspected.contains("fits:\n  resnet18, 1000 classes, key map `torchvision` or `timm`"),
+        "{inspected}"
+    );
+
+    let models = ok(&convnets(&["models"]))?;
+    for w in convnets::weights() {
+        assert!(models.contains(&format!("`{}`", w.id)), "{}", w.id);
+    }
+    let _ = std::fs::remove_file(&file);
+    Ok(())
+}

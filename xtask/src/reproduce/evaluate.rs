@@ -1,0 +1,204 @@
+//! Running a model over a validation set under one protocol, counting top-1 and top-5 with
+//! the accumulator training uses (`convnets_train::metrics::TopK`).
+
+use std::time::Instant;
+
+use anyhow::{Context, Result, ensure};
+use candle_core::{DType, Device, Tensor};
+use candle_nn::ModuleT;
+use candle_nn::ops::softmax_last_dim;
+use convnets::Model;
+use convnets::core::spec::{EvalTransform, Resize, WeightSpec};
+use convnets::data::imagenet::ImageNetVal;
+use convnets::data::loader::{Loader, LoaderConfig};
+use convnets::data::mnist::Mnist;
+use convnets::data::{Transform, Views};
+use convnets_train::metrics::TopK;
+use indicatif::{ProgressBar, ProgressStyle};
+
+use super::options::Protocol;
+
+/// What an evaluation measured.
+#[derive(Debug, Clone, Copy)]
+pub struct Measured {
+    pub accuracy: TopK,
+    pub seconds: f64,
+}
+
+impl Measured {
+    pub fn images_per_sec(&self) -> f64 {
+        self.accuracy.n as f64 / self.seconds.max(1e-9)
+    }
+}
+
+/// How images are fed to the model.
+#[derive(Debug, Clone, Copy)]
+pub struct Run<'a> {
+    pub device: &'a Device,
+    pub batch_size: usize,
+    pub workers: usize,
+}
+
+fn progress(len: usize, what: &str) -> ProgressBar {
+    let bar = ProgressBar::new(len as u64);
+    bar.set_style(
+        ProgressStyle::with_template("{msg:>28} {wide_bar} {pos}/{len} images, {per_sec}, {eta}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    bar.set_message(what.to_string());
+    bar
+}
+
+/// ImageNet validation under `protocol`, with the weights' own eval transform.
+pub fn imagenet(
+    model: &Model,
+    spec: &WeightSpec,
+    val: &ImageNetVal,
+    protocol: Protocol,
+    scales: &[usize],
+    run: Run<'_>,
+) -> Result<Measured> {
+    let start = Instant::now();
+    let bar = progress(val.len(), spec.id);
+    let accuracy = match protocol {
+        Protocol::Single | Protocol::TenCrop => {
+            let views = if protocol == Protocol::Single {
+                Views::CenterCrop
+            } else {
+                Views::TenCrop
+            };
+            let mut accuracy = TopK::default();
+            for batch in loader(val, spec.transform, views, run.batch_size, run.workers)? {
+                let batch = batch?;
+                let scores = match views {
+                    Views::TenCrop => ten_crop_scores(model, &batch.images, run.device)?,
+                    _ => model.forward_t(&batch.images.to_device(run.device)?, false)?,
+                };
+                accuracy.update(&scores, &batch.labels)?;
+                bar.inc(batch.names.len() as u64);
+            }
+            accuracy
+        }
+        Protocol::MultiScale => multi_scale(model, spec, val, scales, run, &bar)?,
+    };
+    bar.finish_and_clear();
+    ensure!(accuracy.n > 0, "no image was evaluated");
+    Ok(Measured {
+        accuracy,
+        seconds: start.elapsed().as_secs_f64(),
+    })
+}
+
+fn loader(
+    val: &ImageNetVal,
+    transform: EvalTransform,
+    views: Views,
+    batch_size: usize,
+    workers: usize,
+) -> Result<Loader> {
+    let config = LoaderConfig {
+        batch_size,
+        workers,
+        prefetch: (4 * batch_size).max(2 * workers),
+        skip_unreadable: false,
+        views,
+    };
+    Ok(Loader::new(
+        val.items(),
+        Transform::new(transform)?,
+        config,
+    )?)
+}
+
+/// Krizhevsky et al.'s ten views: the softmax posteriors of the four corners, the centre and
+/// their mirror images, averaged.
+fn ten_crop_scores(model: &Model, images: &Tensor, device: &Device) -> Result<Tensor> {
+    let (n, views, c, h, w) = images.dims5()?;
+    let logits = model.forward_t(
+        &images.reshape((n * views, c, h, w))?.to_device(device)?,
+        false,
+    )?;
+    let posteriors = softmax_last_dim(&logits.to_dtype(DType::F32)?)?;
+    Ok(posteriors.reshape((n, views, ()))?.mean(1)?)
+}
+
+/// Dense evaluation at each shorter side in `scales`, of the image and its mirror image: the
+/// softmax of each pass's spatially averaged class scores, averaged over the passes
+/// (Simonyan & Zisserman 2015 §3.2; He et al. 2015 §3.4).
+fn multi_scale(
+    model: &Model,
+    spec: &WeightSpec,
+    val: &ImageNetVal,
+    scales: &[usize],
+    run: Run<'_>,
+    bar: &ProgressBar,
+) -> Result<TopK> {
+    ensure!(
+        !scales.is_empty(),
+        "multi-scale evaluation needs at least one scale"
+    );
+    bar.set_length((val.len() * scales.len()) as u64);
+    let mut sums: Vec<Tensor> = Vec::with_capacity(val.len());
+    let mut labels: Vec<u32> = Vec::with_capacity(val.len());
+    for (pass, &q) in scales.iter().enumerate() {
+        let transform = EvalTransform {
+            resize: Resize::ShorterSide(q),
+            ..spec.transform
+        };
+        // Whole images differ in shape: one per batch.
+        for (i, batch) in loader(val, transform, Views::Full, 1, run.workers)?.enumerate() {
+            let batch = batch?;
+            let x = batch.images.to_device(run.device)?;
+            let both = Tensor::cat(&[&x, &x.flip(&[3])?], 0)?;
+            let scores = softmax_last_dim(&model.forward_dense(&both)?.to_dtype(DType::F32)?)?
+                .sum_keepdim(0)?
+                .to_device(&Device::Cpu)?;
+            if pass == 0 {
+                sums.push(scores);
+                labels.extend(batch.labels.to_vec1::<u32>()?);
+            } else {
+                let sum = sums.get_mut(i).context("the passes saw different images")?;
+                *sum = (&*sum + scores)?;
+            }
+            bar.inc(1);
+        }
+    }
+    let n = labels.len();
+    let mut accuracy = TopK::default();
+    accuracy.update(
+        &Tensor::cat(&sums, 0)?,
+        &Tensor::from_vec(labels, n, &Device::Cpu)?,
+    )?;
+    Ok(accuracy)
+}
+
+/// The shipped MNIST test set (or `limit` digits spread evenly over it), in the paper's
+/// input convention (`convnets_lenet::paper_input`).
+pub fn mnist(model: &Model, id: &str, limit: Option<usize>, run: Run<'_>) -> Result<Measured> {
+    let start = Instant::now();
+    let test = Mnist::bundled()?.test;
+    let mut images = test.images_tensor(&Device::Cpu)?;
+    let mut labels = test.labels_tensor(&Device::Cpu)?;
+    if let Some(n) = limit.filter(|&n| n < test.count) {
+        let picked: Vec<u32> = (0..n).map(|k| (k * test.count / n) as u32).collect();
+        let picked = Tensor::from_vec(picked, n, &Device::Cpu)?;
+        images = images.index_select(&picked, 0)?;
+        labels = labels.index_select(&picked, 0)?;
+    }
+    let images = convnets::lenet::paper_input(&images)?;
+    let n = labels.dim(0)?;
+    let bar = progress(n, id);
+    let mut accuracy = TopK::default();
+    for at in (0..n).step_by(run.batch_size) {
+        let len = run.batch_size.min(n - at);
+        let x = images.narrow(0, at, len)?.to_device(run.device)?;
+        let logits = model.forward_t(&x, false)?;
+        accuracy.update(&logits, &labels.narrow(0, at, len)?)?;
+        bar.inc(len as u64);
+    }
+    bar.finish_and_clear();
+    Ok(Measured {
+        accuracy,
+        seconds: start.elapsed().as_secs_f64(),
+    })
+}

@@ -1,0 +1,582 @@
+//! `cargo xtask reproduce <family | architecture | weights id | all>`: evaluates pretrained
+//! weights and prints the ILSVRC-style table, measured beside published.
+//!
+//! Everything is resolved before anything is evaluated, so a run that cannot complete fails
+//! in seconds: the dataset is found and listed, the protocol checked against every model,
+//! every weights file fetched (or found in the cache, with `--offline`) and checked against
+//! its sha256. Then each model is loaded strictly and evaluated; the table goes to stdout
+//! as Markdown and to `--out` as Markdown, CSV and JSON. A complete run whose top-1 falls
+//! below the weights' own published number by more than `--tolerance` fails the command
+//! (after the table is written): that is CI's regression check on LeNet-5.
+
+mod evaluate;
+mod options;
+mod report;
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail, ensure};
+use candle_core::DType;
+use convnets::core::spec::{PaperResult, Protocol as Measure, WeightSpec};
+use convnets::data::imagenet::{DevkitIds, ImageNetVal};
+use convnets::{Dataset, Family, Fetched, Fetcher, Model, Structure, architecture, weight};
+
+use evaluate::{Measured, Run};
+use options::{Options, Protocol, USAGE};
+use report::{Kind, Reference, Report, Row, RunInfo};
+
+/// The workspace root (the weights of `WeightSource::Repository` rows are under it).
+fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map_or_else(|| PathBuf::from("."), Path::to_path_buf)
+}
+
+pub fn run(args: &[String]) -> Result<()> {
+    let Some(opts) = Options::parse(args)? else {
+        print!("{USAGE}");
+        return Ok(());
+    };
+    if let Some(n) = opts.threads {
+        limit_threads(n);
+    }
+    let plan = Plan::new(&opts.what)?;
+    let device = convnets::core::device::parse(&opts.device)?;
+
+    // Everything a run needs, before the first image: data, protocol, weights.
+    let imagenet = if plan.needs(Dataset::ImageNet) {
+        Some(imagenet(&opts)?)
+    } else {
+        None
+    };
+    let scales = plan.scales(&opts)?;
+    let fetched = plan.fetch(&opts)?;
+
+    let workers = opts
+        .threads
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    let run = Run {
+        device: &device,
+        batch_size: opts.batch_size,
+        workers,
+    };
+    let mut rows = Vec::new();
+    for family in Family::ALL {
+        for (spec, file) in plan.targets.iter().zip(&fetched) {
+            if convnets::registry::family_of(spec.arch) != Some(family) {
+                continue;
+            }
+            let val = imagenet.as_ref().map(|(_, val)| val);
+            rows.push(measure(spec, file, &opts, val, &scales, run)?);
+        }
+        for r in plan
+            .papers
+            .iter()
+            .filter(|r| convnets::registry::family_of(r.arch) == Some(family))
+        {
+            rows.push(Row::paper(r.arch, r.label, &r.accuracy));
+        }
+    }
+
+    let report = Report {
+        run: RunInfo {
+            what: opts.what.clone(),
+            protocol: opts.protocol.name().to_string(),
+            // Each row's protocol names the scales it was evaluated at.
+            scales: opts.scales.clone(),
+            limit: opts.limit,
+            date: report::utc_now(),
+            machine: report::machine(),
+            device: opts.device.clone(),
+            threads: workers,
+            batch_size: opts.batch_size,
+            convnets: env!("CARGO_PKG_VERSION").to_string(),
+            commit: git_commit(),
+            imagenet: imagenet.map(|(dir, _)| dir),
+        },
+        rows,
+    };
+    print!("{}", report.markdown());
+    let mut stem = format!("reproduce-{}-{}", opts.what, opts.protocol.name());
+    if let Some(n) = opts.limit {
+        stem += &format!("-limit{n}");
+    }
+    for path in report.write(&opts.out, &stem)? {
+        eprintln!("wrote {}", path.display());
+    }
+    let regressions = report.regressions(opts.tolerance);
+    ensure!(
+        regressions.is_empty(),
+        "accuracy regressed:\n  {}",
+        regressions.join("\n  ")
+    );
+    Ok(())
+}
+
+/// What a selection evaluates and which published rows go beside it.
+struct Plan {
+    targets: Vec<&'static WeightSpec>,
+    papers: Vec<&'static PaperResult>,
+}
+
+impl Plan {
+    fn new(what: &str) -> Result<Self> {
+        if what == "all" {
+            return Ok(Self {
+                targets: convnets::weights().collect(),
+                papers: convnets::paper_results().collect(),
+            });
+        }
+        let (targets, papers, name): (Vec<_>, Vec<_>, String) =
+            if let Some(family) = Family::from_name(what) {
+                (
+                    family.weights().collect(),
+                    family.paper_results().collect(),
+                    format!("the {family} family"),
+                )
+            } else if let Ok(spec) = weight(what) {
+                let arch = architecture(spec.arch)?;
+                (vec![spec], arch.paper_results().collect(), String::new())
+            } else if let Ok(arch) = architecture(what) {
+                (
+                    arch.weights().collect(),
+                    arch.paper_results().collect(),
+                    format!("architecture `{what}`"),
+                )
+            } else {
+                let families: Vec<_> = Family::ALL.iter().map(|f| f.name()).collect();
+                bail!(
+                    "`{what}` is neither a family ({}), an architecture, a weights id nor `all` \
+                     (`cargo run -p convnets -- models` lists them)",
+                    families.join(", ")
+                )
+            };
+        ensure!(
+            !targets.is_empty(),
+            "{name} has no pretrained weights in the zoo to evaluate; its {} published results \
+             are in weights/manifest.toml",
+            papers.len()
+        );
+        Ok(Self { targets, papers })
+    }
+
+    fn needs(&self, dataset: Dataset) -> bool {
+        self.targets.iter().any(|s| dataset_of(s) == dataset)
+    }
+
+    /// The shorter sides of each ImageNet model's multi-scale evaluation: `--scales`, else
+    /// the last dense protocol its paper reports, else its family's.
+    fn scales(&self, opts: &Options) -> Result<Vec<(&'static str, Vec<usize>)>> {
+        if opts.protocol != Protocol::MultiScale {
+            return Ok(Vec::new());
+        }
+        let dense = |r: &PaperResult| match r.accuracy.protocol {
+            Measure::Dense { scales } => Some(scales.to_vec()),
+            _ => None,
+        };
+        let mut out = Vec::new();
+        for spec in self
+            .targets
+            .iter()
+            .filter(|s| dataset_of(s) == Dataset::ImageNet)
+        {
+            let arch = architecture(spec.arch)?;
+            ensure!(
+                matches!(
+                    arch.family,
+                    Family::Vgg | Family::GoogLeNet | Family::Inception | Family::ResNet
+                ),
+                "{}: multi-scale (dense) evaluation needs a fully convolutional network; {} \
+                 has fully connected layers for one input size (use single or ten-crop)",
+                spec.id,
+                arch.name
+            );
+            let scales = match &opts.scales {
+                Some(s) => s.clone(),
+                None => arch
+                    .paper_results()
+                    .filter_map(dense)
+                    .last()
+                    .or_else(|| arch.family.paper_results().filter_map(dense).last())
+                    .with_context(|| {
+                        format!(
+                            "{}: no paper reports a dense protocol for {}; give --scales",
+                            spec.id, arch.name
+                        )
+                    })?,
+            };
+            out.push((spec.id, scales));
+        }
+        Ok(out)
+    }
+
+    /// Every weights file, fetched and checked; every missing one reported at once.
+    fn fetch(&self, opts: &Options) -> Result<Vec<Fetched>> {
+        let mut fetcher = Fetcher::from_env()
+            .with_repository(workspace_root())
+            .with_progress(true);
+        if opts.offline {
+            fetcher = fetcher.with_offline(true);
+        }
+        let mut fetched = Vec::new();
+        let mut errors = Vec::new();
+        for spec in &self.targets {
+            match fetcher.fetch(spec) {
+                Ok(f) => fetched.push(f),
+                Err(e) => errors.push(format!("{e:#}")),
+            }
+        }
+        ensure!(errors.is_empty(), "{}", errors.join("\n\n"));
+        Ok(fetched)
+    }
+}
+
+fn dataset_of(spec: &WeightSpec) -> Dataset {
+    architecture(spec.arch).map_or(Dataset::ImageNet, |a| a.family.dataset())
+}
+
+/// The ImageNet validation set `--imagenet` (or `IMAGENET_DIR`) points at, as the run will
+/// see it (`--limit` applied).
+fn imagenet(opts: &Options) -> Result<(PathBuf, ImageNetVal)> {
+    let Some(dir) = &opts.imagenet else {
+        bail!(
+            "`reproduce {}` evaluates on the ILSVRC-2012 validation set (50,000 images), and \
+             none was given: pass --imagenet DIR or set IMAGENET_DIR, DIR being\n  \
+             - class folders: DIR/n01440764/ILSVRC2012_val_00000293.JPEG, ... (as torchvision's \
+             ImageFolder reads them);\n  \
+             - the Kaggle download: the flat folder ILSVRC/Data/CLS-LOC/val with \
+             LOC_val_solution.csv in it or beside it;\n  \
+             - Hugging Face `imagenet-1k` parquet shards: DIR/validation-*.parquet or \
+             DIR/data/validation-*.parquet;\n  \
+             - the official flat folder ILSVRC2012_img_val, with --ground-truth \
+             ILSVRC2012_validation_ground_truth.txt from the devkit.\n\
+             (LeNet-5 needs nothing: `cargo xtask reproduce lenet` runs on the MNIST copy \
+             shipped in crates/data.)",
+            opts.what
+        );
+    };
+    let val = match &opts.ground_truth {
+        Some(gt) => ImageNetVal::devkit(dir, gt, &DevkitIds::ilsvrc2012()),
+        None => ImageNetVal::detect(dir),
+    }
+    .with_context(|| {
+        format!(
+            "reading the ImageNet validation set at {} (see `cargo xtask reproduce --help` for \
+             the layouts)",
+            dir.display()
+        )
+    })?;
+    let val = match opts.limit {
+        Some(n) => val.evenly_spaced(n),
+        None => val,
+    };
+    Ok((dir.clone(), val))
+}
+
+/// The protocol a model was run with, comparable with the tables' [`Measure`]s.
+#[derive(Debug, Clone, Copy)]
+enum Ran<'a> {
+    FullImage,
+    SingleCrop,
+    TenCrop,
+    Dense(&'a [usize]),
+}
+
+impl Ran<'_> {
+    fn of<'a>(opts: &Options, dataset: Dataset, scales: &'a [usize]) -> Ran<'a> {
+        match (dataset, opts.protocol) {
+            (Dataset::Mnist | Dataset::Cifar10, _) => Ran::FullImage,
+            (_, Protocol::Single) => Ran::SingleCrop,
+            (_, Protocol::TenCrop) => Ran::TenCrop,
+            (_, Protocol::MultiScale) => Ran::Dense(scales),
+        }
+    }
+
+    fn is(&self, m: &Measure) -> bool {
+        match (self, m) {
+            (Ran::FullImage, Measure::FullImage)
+            | (Ran::SingleCrop, Measure::SingleCrop)
+            | (Ran::TenCrop, Measure::TenCrop) => true,
+            (Ran::Dense(ours), Measure::Dense { scales }) => ours == scales,
+            _ => false,
+        }
+    }
+
+    fn describe(&self) -> String {
+        match *self {
+            Ran::FullImage => report::describe(&Measure::FullImage),
+            Ran::SingleCrop => report::describe(&Measure::SingleCrop),
+            Ran::TenCrop => report::describe(&Measure::TenCrop),
+            Ran::Dense(scales) => {
+                let s: Vec<String> = scales.iter().map(usize::to_string).collect();
+                format!("dense + flip, scales {}", s.join("/"))
+            }
+        }
+    }
+}
+
+/// The number a run is compared with: the weights' own for this protocol, else the paper's
+/// for the architecture.
+fn reference(spec: &WeightSpec, dataset: Dataset, ran: Ran<'_>) -> Option<Reference> {
+    let same =
+        |a: &convnets::core::spec::Accuracy| a.dataset == dataset.name() && ran.is(&a.protocol);
+    if let Some(a) = spec.accuracy.iter().find(|a| same(a)) {
+        return Some(Reference {
+            top1: a.top1,
+            top5: a.top5,
+            source: a.source.to_string(),
+            own: true,
+        });
+    }
+    architecture(spec.arch)
+        .ok()?
+        .paper_results()
+        .filter(|r| same(&r.accuracy))
+        .last()
+        .map(|r| Reference {
+            top1: r.accuracy.top1,
+            top5: r.accuracy.top5,
+            source: format!("{} ({})", r.accuracy.source, r.label),
+            own: false,
+        })
+}
+
+/// Loads and evaluates one set of weights.
+fn measure(
+    spec: &'static WeightSpec,
+    file: &Fetched,
+    opts: &Options,
+    imagenet: Option<&ImageNetVal>,
+    scales: &[(&str, Vec<usize>)],
+    run: Run<'_>,
+) -> Result<Row> {
+    let arch = architecture(spec.arch)?;
+    let dataset = arch.family.dataset();
+    let (model, sha256, label) = if opts.train && arch.family == Family::LeNet {
+        let trained = train_lenet(spec, &opts.out)?;
+        let model = Model::from_file(spec, &trained, DType::F32, run.device)?;
+        (
+            model,
+            None,
+            "retrained here with the paper's protocol".to_string(),
+        )
+    } else {
+        let model = Model::pretrained(spec, file, DType::F32, run.device)
+            .with_context(|| format!("loading {}", file.path().display()))?;
+        (
+            model,
+            Some(file.sha256().to_string()),
+            arch.summary.to_string(),
+        )
+    };
+    let scales = scales
+        .iter()
+        .find(|(id, _)| *id == spec.id)
+        .map_or(&[][..], |(_, s)| s.as_slice());
+    let (input, measured): ([usize; 3], Measured) = match dataset {
+        Dataset::Mnist => (
+            arch.input_shape(),
+            evaluate::mnist(&model, spec.id, opts.limit, run)?,
+        ),
+        Dataset::ImageNet => {
+            let val = imagenet.context("the ImageNet validation set")?;
+            let (h, w) = spec.transform.crop;
+            let m = evaluate::imagenet(&model, spec, val, opts.protocol, scales, run)?;
+            ([arch.config.in_channels(), h, w], m)
+        }
+        Dataset::Cifar10 => bail!("{}: the zoo has no CIFAR-10 evaluation", spec.id),
+    };
+    let structure = Structure::of(|vb| Model::for_weights(spec, vb), input)?;
+    let ran = Ran::of(opts, dataset, scales);
+    let acc = measured.accuracy;
+    let mut row = Row::new(
+        Kind::Measured,
+        spec.id,
+        &label,
+        dataset.name(),
+        ran.describe(),
+    );
+    row.images = Some(acc.n as usize);
+    row.partial = (acc.n as usize) < dataset.images();
+    row.top1 = Some(acc.top1_pct());
+    row.top5 = Some(acc.top5_pct());
+    row.params = Some(structure.params);
+    row.gflops = Some(structure.gflops());
+    row.input = Some(input);
+    if dataset == Dataset::ImageNet {
+        row.set_transform(&spec.transform);
+    }
+    row.images_per_sec = Some(measured.images_per_sec());
+    row.sha256 = sha256;
+    // After `partial` is known: a partial run gets no Δ.
+    if let Some(reference) = reference(spec, dataset, ran) {
+        row.compare_with(reference);
+    }
+    eprintln!(
+        "{}: top-1 {:.3}, top-5 {:.3} on {} images ({:.1} images/s)",
+        spec.id,
+        acc.top1_pct(),
+        acc.top5_pct(),
+        acc.n,
+        measured.images_per_sec()
+    );
+    Ok(row)
+}
+
+/// `reproduce lenet --train`: retrains LeNet-5 as `spec` was trained (the recipe of
+/// `cargo xtask train lenet5` for its variant, with LeCun's distortions where the weights
+/// had them) and returns the weights file to evaluate in place of the shipped one.
+fn train_lenet(spec: &WeightSpec, out: &Path) -> Result<PathBuf> {
+    let variant = spec
+        .arch
+        .strip_prefix("lenet5_")
+        .with_context(|| format!("{}: not a LeNet-5", spec.id))?;
+    let dir = out.join(format!("train-{}", spec.id));
+    let mut args: Vec<String> = ["lenet5", "--variant", variant, "--out"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    args.push(dir.display().to_string());
+    if spec.tag().contains("distortions") {
+        args.push("--distortions".into());
+    }
+    crate::train::run(&args)?;
+    Ok(dir.join("weights.safetensors"))
+}
+
+/// Caps candle's and the loader's threads at `n`.
+#[allow(unsafe_code)]
+fn limit_threads(n: usize) {
+    // SAFETY: called first thing in `run`, before any thread of this process is started
+    // (the loader's and candle's pools start later), so nothing reads the environment
+    // concurrently. candle sizes its CPU parallelism from RAYON_NUM_THREADS on every call.
+    unsafe { std::env::set_var("RAYON_NUM_THREADS", n.to_string()) };
+}
+
+/// `git describe` of the checkout, when there is one.
+fn git_commit() -> Option<String> {
+    let out = std::process::Command::new("git")
+        .args(["describe", "--always", "--dirty"])
+        .current_dir(workspace_root())
+        .output()
+        .ok()?;
+    out.status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
+        .filter(|s| !s.is_empty())
+}
+
+#[cfg(test)]
+mod tests {
+    use candle_nn::VarMap;
+    use convnets::core::spec::{Accuracy, EvalTransform, WeightSource};
+
+    use super::*;
+
+    /// A LeNet-5 row for a seeded, untrained model saved to `dir`, claiming `top1`.
+    fn untrained_lenet(dir: &Path, top1: f64) -> Result<&'static WeightSpec> {
+        let arch = architecture("lenet5_modern")?;
+        let varmap = VarMap::new();
+        let vb =
+            convnets::core::init::var_builder(&varmap, 7, DType::F32, &candle_core::Device::Cpu);
+        Model::new(arch, 10, vb)?;
+        std::fs::create_dir_all(dir)?;
+        let file = dir.join("lenet5_modern.safetensors");
+        varmap.save(&file)?;
+        let path: &'static str = file.to_str().context("path")?.to_string().leak();
+        let accuracy: &'static [Accuracy] = vec![Accuracy {
+            dataset: "mnist test",
+            protocol: Measure::FullImage,
+            top1: Some(top1),
+            top5: None,
+            source: "this test",
+        }]
+        .leak();
+        Ok(Box::leak(Box::new(WeightSpec {
+            id: "lenet5_modern.test",
+            arch: "lenet5_modern",
+            source: WeightSource::Repository { path },
+            sha256: None,
+            key_map: &convnets::lenet::weights::NATIVE,
+            transform: EvalTransform::torchvision(32, 32),
+            num_classes: 10,
+            num_params: 61_706,
+            accuracy,
+        })))
+    }
+
+    #[test]
+    fn lenet_on_the_shipped_mnist_and_the_regression_check() -> Result<()> {
+        let dir = std::env::temp_dir().join(format!("convnets-xtask-lenet-{}", std::process::id()));
+        let opts = Options::parse(&["lenet".to_string()])?.context("options")?;
+        let device = candle_core::Device::Cpu;
+        let run = Run {
+            device: &device,
+            batch_size: 1000,
+            workers: 1,
+        };
+        // Claimed 99.0 %: an untrained network is far below, and the run is complete.
+        let spec = untrained_lenet(&dir, 99.0)?;
+        let fetched = Fetcher::new(dir.join("hub"), dir.join("torch"))
+            .with_repository("/")
+            .fetch(spec)?;
+        assert_eq!(fetched.check(), convnets::Check::Shipped);
+        let row = measure(spec, &fetched, &opts, None, &[], run)?;
+        assert_eq!(row.images, Some(10_000));
+        assert!(!row.partial);
+        assert_eq!(row.protocol, "full image");
+        assert_eq!(row.input, Some([1, 32, 32]));
+        assert_eq!(row.params, Some(61_706));
+        let top1 = row.top1.context("top-1")?;
+        assert!(top1 < 50.0, "{top1}");
+        assert!(row.reference.as_ref().is_some_and(|r| r.own));
+        assert_eq!(row.delta_top1, Some(top1 - 99.0));
+
+        let report = |rows| Report {
+            run: RunInfo {
+                what: "lenet".into(),
+                protocol: "single".into(),
+                scales: None,
+                limit: None,
+                date: report::utc_now(),
+                machine: report::machine(),
+                device: "cpu".into(),
+                threads: 1,
+                batch_size: 1000,
+                convnets: String::new(),
+                commit: None,
+                imagenet: None,
+            },
+            rows,
+        };
+        assert_eq!(report(vec![row.clone()]).regressions(0.1).len(), 1);
+
+        // Claiming what it measures, it passes.
+        let mut honest = row;
+        honest.compare_with(Reference {
+            top1: Some(top1),
+            top5: None,
+            source: "this test".into(),
+            own: true,
+        });
+        assert!(report(vec![honest]).regressions(0.0).is_empty());
+        let _ = std::fs::remove_dir_all(&dir);
+        Ok(())
+    }
+
+    #[test]
+    fn selections() -> Result<()> {
+        assert!(
+            Plan::new("resnet")?
+                .targets
+                .iter()
+                .all(|s| dataset_of(s) == Dataset::ImageNet)
+        );
+        assert_eq!(Plan::new("resnet50")?.targets.len(), 3);
+        let one = Plan::new("vgg16.tv_in1k")?;
+        assert_eq!(one.targets.len(), 1);
+        assert!(one.papers.iter().all(|r| r.arch == "vgg16"));
+        assert!(Plan::new("resnet-cifar").is_err());
+        Ok(())
+    }
+}

@@ -1,0 +1,221 @@
+//! The command line of `cargo xtask reproduce`.
+
+use std::path::PathBuf;
+
+use anyhow::{Context, Result, bail};
+use lexopt::prelude::*;
+
+pub const USAGE: &str = "\
+usage: cargo xtask reproduce <WHAT> [options]
+
+WHAT is a family (lenet, alexnet, zfnet, vgg, googlenet, inception, resnet,
+resnet-cifar), an architecture (resnet50: all its weights), a weights id
+(resnet50.tv_in1k), or `all`. Each set of weights is evaluated and printed beside the
+published numbers: its own (torchvision's, timm's) and its paper's.
+
+options:
+  --imagenet DIR        ILSVRC-2012 validation images (default: $IMAGENET_DIR): class
+                        folders (DIR/n01440764/*.JPEG), the Kaggle download (a flat
+                        folder with LOC_val_solution.csv in or beside it), or Hugging
+                        Face parquet shards (DIR[/data]/validation-*.parquet)
+  --ground-truth FILE   with a flat folder of the official tar: the devkit's
+                        ILSVRC2012_validation_ground_truth.txt
+  --protocol P          single (default): one centre crop, the weights' transform;
+                        ten-crop: corners and centre, and mirrored (Krizhevsky 2012);
+                        multi-scale: dense evaluation over several shorter sides and
+                        the mirror image (Simonyan & Zisserman 2015, He et al. 2015)
+  --scales A,B,...      multi-scale: the shorter sides (default: the paper's)
+  --limit N             evaluate N images spread evenly over the set; the table says
+                        the run is partial
+  --batch-size N        images per batch (default 32)
+  --threads N           CPU threads for decoding and compute (default: all)
+  --device D            cpu (default), cuda or cuda:N (built with --features cuda)
+  --offline             use weights already downloaded; never touch the network
+  --out DIR             where the table goes as Markdown, CSV and JSON
+                        (default: target/reproduce)
+  --tolerance P         fail when a complete run's top-1 is more than P points below
+                        the weights' own published top-1 (default 0.1)
+  --train               lenet: retrain with the paper's protocol, then evaluate
+
+environment: HF_HOME / HF_HUB_CACHE (hub cache), HF_ENDPOINT (mirror), HF_TOKEN
+(gated repositories), HF_HUB_OFFLINE, TORCH_HOME (torchvision downloads).
+";
+
+/// The evaluation protocol.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Protocol {
+    Single,
+    TenCrop,
+    MultiScale,
+}
+
+impl Protocol {
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Single => "single",
+            Self::TenCrop => "ten-crop",
+            Self::MultiScale => "multi-scale",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Options {
+    pub what: String,
+    pub imagenet: Option<PathBuf>,
+    pub ground_truth: Option<PathBuf>,
+    pub protocol: Protocol,
+    pub scales: Option<Vec<usize>>,
+    pub limit: Option<usize>,
+    pub batch_size: usize,
+    pub threads: Option<usize>,
+    pub device: String,
+    pub offline: bool,
+    pub out: PathBuf,
+    pub tolerance: f64,
+    pub train: bool,
+}
+
+fn value(parser: &mut lexopt::Parser, name: &str) -> Result<String> {
+    parser
+        .value()
+        .with_context(|| format!("--{name} needs a value"))?
+        .string()
+        .map_err(|e| anyhow::anyhow!("--{name}: {e}"))
+}
+
+fn positive(value: &str, option: &str) -> Result<usize> {
+    match value.parse::<usize>() {
+        Ok(n) if n > 0 => Ok(n),
+        _ => bail!("{option}: `{value}` is not a positive whole number"),
+    }
+}
+
+impl Options {
+    /// Parses the arguments after `reproduce`; `None` when help was asked for.
+    pub fn parse(args: &[String]) -> Result<Option<Self>> {
+        let mut parser = lexopt::Parser::from_args(args);
+        let mut what = None;
+        let mut o = Options {
+            what: String::new(),
+            imagenet: std::env::var_os("IMAGENET_DIR")
+                .filter(|v| !v.is_empty())
+                .map(PathBuf::from),
+            ground_truth: None,
+            protocol: Protocol::Single,
+            scales: None,
+            limit: None,
+            batch_size: 32,
+            threads: None,
+            device: "cpu".into(),
+            offline: false,
+            out: PathBuf::from("target/reproduce"),
+            tolerance: 0.1,
+            train: false,
+        };
+        while let Some(arg) = parser.next()? {
+            match arg {
+                Long("help") | Short('h') => return Ok(None),
+                Long("imagenet") => o.imagenet = Some(value(&mut parser, "imagenet")?.into()),
+                Long("ground-truth") => {
+                    o.ground_truth = Some(value(&mut parser, "ground-truth")?.into())
+                }
+                Long("protocol") => {
+                    o.protocol = match value(&mut parser, "protocol")?.as_str() {
+                        "single" | "single-crop" => Protocol::Single,
+                        "ten-crop" | "10-crop" => Protocol::TenCrop,
+                        "multi-scale" | "dense" => Protocol::MultiScale,
+                        other => {
+                            bail!("--protocol: `{other}` is not single, ten-crop or multi-scale")
+                        }
+                    }
+                }
+                Long("scales") => {
+                    let v = value(&mut parser, "scales")?;
+                    o.scales = Some(
+                        v.split(',')
+                            .map(|s| positive(s.trim(), "--scales"))
+                            .collect::<Result<_>>()?,
+                    );
+                }
+                Long("limit") => {
+                    o.limit = Some(positive(&value(&mut parser, "limit")?, "--limit")?)
+                }
+                Long("batch-size") => {
+                    o.batch_size = positive(&value(&mut parser, "batch-size")?, "--batch-size")?
+                }
+                Long("threads") => {
+                    o.threads = Some(positive(&value(&mut parser, "threads")?, "--threads")?)
+                }
+                Long("device") => o.device = value(&mut parser, "device")?,
+                Long("offline") => o.offline = true,
+                Long("out") => o.out = value(&mut parser, "out")?.into(),
+                Long("tolerance") => {
+                    let v = value(&mut parser, "tolerance")?;
+                    o.tolerance = v
+                        .parse::<f64>()
+                        .ok()
+                        .filter(|t| t.is_finite() && *t >= 0.0)
+                        .with_context(|| format!("--tolerance: `{v}` is not a number ≥ 0"))?;
+                }
+                Long("train") => o.train = true,
+                Value(v) if what.is_none() => what = Some(v.string()?),
+                other => return Err(other.unexpected().into()),
+            }
+        }
+        o.what =
+            what.context("what to reproduce? (a family, an architecture, a weights id, or `all`)")?;
+        if o.scales.is_some() && o.protocol != Protocol::MultiScale {
+            bail!("--scales is for --protocol multi-scale");
+        }
+        Ok(Some(o))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<Option<Options>> {
+        Options::parse(&args.iter().map(|s| s.to_string()).collect::<Vec<_>>())
+    }
+
+    #[test]
+    fn options_parse() -> Result<()> {
+        let o = parse(&[
+            "resnet",
+            "--imagenet=/data/val",
+            "--protocol",
+            "multi-scale",
+            "--scales",
+            "224,256",
+            "--limit",
+            "100",
+            "--offline",
+            "--tolerance",
+            "0",
+        ])?
+        .context("options")?;
+        assert_eq!(o.what, "resnet");
+        assert_eq!(o.imagenet, Some(PathBuf::from("/data/val")));
+        assert_eq!(o.protocol, Protocol::MultiScale);
+        assert_eq!(o.scales, Some(vec![224, 256]));
+        assert_eq!((o.limit, o.offline, o.tolerance), (Some(100), true, 0.0));
+        assert_eq!(parse(&["--help"])?, None);
+        Ok(())
+    }
+
+    #[test]
+    fn bad_options_say_what_is_wrong() {
+        for (args, needle) in [
+            (&["resnet", "--protocol", "5-crop"][..], "5-crop"),
+            (&["resnet", "--limit", "0"][..], "--limit"),
+            (&["resnet", "--scales", "256"][..], "multi-scale"),
+            (&[][..], "what to reproduce"),
+            (&["resnet", "--bogus"][..], "bogus"),
+        ] {
+            let err = parse(args).unwrap_err().to_string();
+            assert!(err.contains(needle), "{args:?}: {err}");
+        }
+    }
+}

@@ -1,0 +1,277 @@
+//! `cargo xtask reproduce` end to end, without the internet: the real `resnet18.tv_in1k` row,
+//! its file served by a local hub (weights from the parity generator, `HF_ENDPOINT` pointing
+//! at it), evaluated on real photographs filed as an ImageNet validation folder; and the
+//! messages of a run that lacks its data or its weights.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, ensure};
+use candle_core::{DType, Device, Tensor};
+use convnets::data::imagenet::ImageNetVal;
+use convnets::data::loader::{Loader, LoaderConfig};
+use convnets::data::{Transform, Views};
+use convnets_train::metrics::TopK;
+use convnets_workspace_tests::hub::{HubServer, Served, sha256_hex};
+use convnets_workspace_tests::{fixture, root};
+use serde_json::Value;
+
+fn scratch(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("convnets-xtask-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("scratch folder");
+    dir
+}
+
+/// The photographs of convnets-data's fixtures, filed under their synsets.
+fn imagenet_folder(dir: &Path) -> Result<PathBuf> {
+    let fixtures = root().join("crates/data/tests/fixtures");
+    let labels = std::fs::read_to_string(fixtures.join("imagenet/labels.tsv"))?;
+    let val = dir.join("val");
+    for line in labels.lines().filter(|l| !l.starts_with('#')) {
+        let c: Vec<&str> = line.split('\t').collect();
+        let (photo, name, synset) = (c[0], c[1], c[2]);
+        std::fs::create_dir_all(val.join(synset))?;
+        std::fs::copy(
+            fixtures.join("photos").join(photo),
+            val.join(synset).join(name),
+        )?;
+    }
+    Ok(val)
+}
+
+/// ResNet-18 in torchvision's (and timm's) names with the parity generator's weights, as a
+/// safetensors file's bytes.
+fn resnet18_safetensors(dir: &Path) -> Result<Vec<u8>> {
+    let fx = fixture("resnet18")?;
+    let tensors: std::collections::HashMap<String, Tensor> = fx
+        .tensors
+        .iter()
+        .map(|t| Ok((t.name.clone(), t.tensor(&Device::Cpu)?)))
+        .collect::<Result<_>>()?;
+    let path = dir.join("resnet18.safetensors");
+    candle_core::safetensors::save(&tensors, &path)?;
+    Ok(std::fs::read(path)?)
+}
+
+/// Runs `cargo xtask reproduce <args>` with a clean environment of its own.
+fn reproduce(args: &[&str], env: &[(&str, &Path)], endpoint: Option<&str>) -> Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_xtask"));
+    cmd.arg("reproduce").args(args);
+    for var in [
+        "HF_HOME",
+        "HF_HUB_CACHE",
+        "HF_ENDPOINT",
+        "HF_TOKEN",
+        "HF_HUB_OFFLINE",
+        "TORCH_HOME",
+        "IMAGENET_DIR",
+    ] {
+        cmd.env_remove(var);
+    }
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    if let Some(endpoint) = endpoint {
+        cmd.env("HF_ENDPOINT", endpoint);
+    }
+    cmd.output().expect("run xtask")
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// The top-1 and top-5 the weights reach on the photographs, computed here without the
+/// reproduce command: the same file, strict loading, the weights' transform.
+fn expected(weights: &Path, val: &Path) -> Result<TopK> {
+    let spec = convnets::weight("resnet18.tv_in1k")?;
+    let model = convnets::Model::from_file(spec, weights, DType::F32, &Device::Cpu)?;
+    let config = LoaderConfig {
+        batch_size: 5,
+        workers: 1,
+        prefetch: 5,
+        skip_unreadable: false,
+        views: Views::CenterCrop,
+    };
+    let items = ImageNetVal::class_folders(val)?.items();
+    let mut acc = TopK::default();
+    for batch in Loader::new(items, Transform::new(spec.transform)?, config)? {
+        let batch = batch?;
+        let logits = candle_nn::ModuleT::forward_t(&model, &batch.images, false)?;
+        acc.update(&logits, &batch.labels)?;
+    }
+    Ok(acc)
+}
+
+#[test]
+fn resnet18_from_a_local_hub_on_real_photographs() -> Result<()> {
+    let dir = scratch("resnet18");
+    let val = imagenet_folder(&dir)?;
+    let weights = resnet18_safetensors(&dir)?;
+    let sha = sha256_hex(&weights);
+    let server = HubServer::start(vec![Served::hub(
+        "timm/resnet18.tv_in1k",
+        "model.safetensors",
+        weights,
+    )]);
+    let (hf, out) = (dir.join("hf"), dir.join("out"));
+    let args = [
+        "resnet18.tv_in1k",
+        "--imagenet",
+        val.to_str().context("path")?,
+        "--out",
+        out.to_str().context("path")?,
+        "--batch-size",
+        "2",
+    ];
+
+    let start = Instant::now();
+    let run = reproduce(&args, &[("HF_HOME", &hf)], Some(&server.url()));
+    eprintln!("reproduce resnet18.tv_in1k: {:?}", start.elapsed());
+    let (stdout, stderr) = (text(&run.stdout), text(&run.stderr));
+    ensure!(run.status.success(), "{stdout}\n{stderr}");
+
+    // The Markdown table: the measured row beside torchvision's number and the paper's.
+    assert!(stdout.contains("| model | protocol | images | top-1 | top-5 | ref top-1 |"));
+    assert!(
+        stdout.contains("| `resnet18.tv_in1k` | single crop | 5 * |"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("| 69.758 | 89.078 |"), "{stdout}");
+    assert!(stdout.contains("| 11,689,512 | 1.814 | 3×224×224 | 0.875 (256) | bilinear |"));
+    assert!(stdout.contains("resnet18: ResNet-18, option A shortcuts, 10-crop (paper)"));
+    assert!(stdout.contains("Partial run: 5 of the imagenet-1k val images"));
+
+    // Not `with_extension`: the stem has a dot.
+    let file = |ext: &str| out.join(format!("reproduce-resnet18.tv_in1k-single.{ext}"));
+    let json: Value = serde_json::from_str(&std::fs::read_to_string(file("json"))?)?;
+    let rows = json["rows"].as_array().context("rows")?;
+    let row = &rows[0];
+    assert_eq!(row["kind"], "measured");
+    assert_eq!(row["images"], 5);
+    assert_eq!(row["partial"], true);
+    assert_eq!(row["params"], 11_689_512);
+    assert_eq!(row["sha256"], sha.as_str());
+    assert_eq!(row["reference"]["own"], true);
+    assert_eq!(row["reference"]["top1"], 69.758);
+    assert_eq!(row["input"], serde_json::json!([3, 224, 224]));
+    assert!((row["gflops"].as_f64().context("gflops")? - 1.814).abs() < 5e-4);
+    assert!(rows[1..].iter().all(|r| r["kind"] == "paper"));
+    assert_eq!(json["run"]["device"], "cpu");
+    assert_eq!(
+        std::fs::read_to_string(file("csv"))?.lines().count(),
+        rows.len() + 1
+    );
+    assert!(file("md").is_file());
+
+    // The numbers are those of the weights on the photographs.
+    let snapshot = hf.join("hub/models--timm--resnet18.tv_in1k/snapshots");
+    let file = std::fs::read_dir(&snapshot)?
+        .next()
+        .context("a snapshot")??
+        .path()
+        .join("model.safetensors");
+    let acc = expected(&file, &val)?;
+    assert_eq!(row["top1"].as_f64(), Some(acc.top1_pct()));
+    assert_eq!(row["top5"].as_f64(), Some(acc.top5_pct()));
+
+    // Offline, the cached file is used without asking the server again.
+    let requests = server.requests().len();
+    let offline = reproduce(
+        &[&args[..], &["--offline"]].concat(),
+        &[("HF_HOME", &hf)],
+        None,
+    );
+    ensure!(offline.status.success(), "{}", text(&offline.stderr));
+    assert_eq!(server.requests().len(), requests);
+
+    // The other protocols, on two of the photographs.
+    for (protocol, row) in [
+        (
+            &["--protocol", "ten-crop"][..],
+            "| `resnet18.tv_in1k` | 10-crop | 2 * |",
+        ),
+        (
+            &["--protocol", "multi-scale", "--scales", "224,256"][..],
+            "| `resnet18.tv_in1k` | dense + flip, scales 224/256 | 2 * |",
+        ),
+    ] {
+        let args = [&args[..], &["--offline", "--limit", "2"], protocol].concat();
+        let run = reproduce(&args, &[("HF_HOME", &hf)], None);
+        let stdout = text(&run.stdout);
+        ensure!(run.status.success(), "{stdout}\n{}", text(&run.stderr));
+        assert!(stdout.contains(row), "{stdout}");
+    }
+    // The paper's ten-crop row is the reference of a ten-crop run of the same architecture.
+    let ten_crop =
+        std::fs::read_to_string(out.join("reproduce-resnet18.tv_in1k-ten-crop-limit2.json"))?;
+    let ten_crop: Value = serde_json::from_str(&ten_crop)?;
+    assert_eq!(ten_crop["rows"][0]["reference"]["own"], false);
+    assert_eq!(ten_crop["rows"][0]["reference"]["top1"], 72.12);
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(())
+}
+
+#[test]
+fn without_data_or_weights_it_fails_at_once_saying_what_is_missing() -> Result<()> {
+    let dir = scratch("missing");
+    let hf = dir.join("hf");
+
+    let start = Instant::now();
+    let run = reproduce(&["resnet"], &[("HF_HOME", &hf)], None);
+    let err = text(&run.stderr);
+    assert!(!run.status.success());
+    for needle in [
+        "--imagenet DIR",
+        "IMAGENET_DIR",
+        "LOC_val_solution.csv",
+        "parquet",
+        "--ground-truth",
+    ] {
+        assert!(err.contains(needle), "`{needle}` not in: {err}");
+    }
+
+    let val = imagenet_folder(&dir)?;
+    let run = reproduce(
+        &[
+            "resnet50.tv_in1k",
+            "--imagenet",
+            val.to_str().context("path")?,
+            "--offline",
+        ],
+        &[("HF_HOME", &hf)],
+        None,
+    );
+    let err = text(&run.stderr);
+    assert!(!run.status.success());
+    assert!(
+        err.contains("huggingface-cli download timm/resnet50.tv_in1k model.safetensors")
+            && err.contains(&hf.join("hub").display().to_string()),
+        "{err}"
+    );
+
+    // No server where HF_ENDPOINT points: the download fails, and says so.
+    let run = reproduce(
+        &[
+            "resnet50.tv_in1k",
+            "--imagenet",
+            val.to_str().context("path")?,
+        ],
+        &[("HF_HOME", &hf)],
+        Some("http://127.0.0.1:9"),
+    );
+    let err = text(&run.stderr);
+    assert!(!run.status.success());
+    assert!(err.contains("downloading http://127.0.0.1:9/timm/resnet50.tv_in1k/resolve/main/model.safetensors failed"), "{err}");
+
+    let run = reproduce(&["lenet5", "--limit", "1"], &[], None);
+    assert!(text(&run.stderr).contains("is neither a family"));
+    assert!(
+        start.elapsed() < Duration::from_secs(20),
+        "{:?}",
+        start.elapsed()
+    );
+    Ok(())
+}

@@ -39,6 +39,10 @@ options:
   --rounds N        interleaved rounds per measurement (default 5; the median is reported)
   --batch N         batch size (default: 16 infer, 64 LeNet-5, 128 CIFAR ResNets)
   --seconds S       minimum timed seconds per round (default 2)
+  --python-keeps-freed-memory
+                    run the Python side under the allocator settings our binaries use
+                    (convnets_core::memory, as GLIBC_TUNABLES): the comparison with both
+                    sides' allocators alike
   --baseline PATH   another build of this xtask binary (say, of an earlier commit), measured
                     as one more implementation, `before`: before/after in the same rounds
 
@@ -66,6 +70,7 @@ struct Options {
     batch: Option<usize>,
     seconds: f64,
     baseline: Option<PathBuf>,
+    python_keeps_freed_memory: bool,
 }
 
 fn parse(args: &[String]) -> Result<Options> {
@@ -77,6 +82,7 @@ fn parse(args: &[String]) -> Result<Options> {
         batch: None,
         seconds: 2.0,
         baseline: None,
+        python_keeps_freed_memory: false,
     };
     let list = |s: &str| s.split(',').map(str::to_string).collect::<Vec<_>>();
     let mut it = args.iter();
@@ -90,6 +96,7 @@ fn parse(args: &[String]) -> Result<Options> {
             "--batch" => o.batch = Some(v()?.parse()?),
             "--seconds" => o.seconds = v()?.parse()?,
             "--baseline" => o.baseline = Some(v()?.into()),
+            "--python-keeps-freed-memory" => o.python_keeps_freed_memory = true,
             other => bail!("unknown option `{other}`\n\n{USAGE}"),
         }
     }
@@ -111,7 +118,15 @@ pub fn run(args: &[String]) -> Result<()> {
         _ => ("all", args),
     };
     let o = parse(rest)?;
-    let env = Env::detect()?;
+    let mut env = Env::detect()?;
+    if o.python_keeps_freed_memory {
+        // What convnets_core::memory::keep_freed_memory sets with mallopt.
+        env.python_tunables = Some(format!(
+            "glibc.malloc.mmap_threshold={}:glibc.malloc.trim_threshold={}",
+            32 << 20,
+            1 << 30
+        ));
+    }
     println!("{}\n", env.describe());
     match what {
         "gemm" => gemm(&env, &o).map(drop),
@@ -139,6 +154,8 @@ struct Env {
     python: Option<String>,
     torch: bool,
     ort: bool,
+    /// GLIBC_TUNABLES for the Python processes (`--python-keeps-freed-memory`).
+    python_tunables: Option<String>,
 }
 
 impl Env {
@@ -169,6 +186,7 @@ impl Env {
             python,
             torch,
             ort,
+            python_tunables: None,
         })
     }
 
@@ -185,8 +203,13 @@ impl Env {
         let load = std::fs::read_to_string("/proc/loadavg")
             .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
             .unwrap_or_default();
+        let python_malloc = match &self.python_tunables {
+            Some(t) => format!("the same ({t})"),
+            None => "glibc's defaults".into(),
+        };
         format!(
-            "machine: {cpu}, {} logical CPUs; load average at start: {load}",
+            "machine: {cpu}, {} logical CPUs; load average at start: {load}\n\
+             allocator: convnets keeps freed memory (convnets_core::memory); Python: {python_malloc}",
             std::thread::available_parallelism().map_or(0, |n| n.get())
         )
     }
@@ -211,6 +234,9 @@ impl Env {
             .args(["--threads", &threads.to_string()])
             .env("OMP_NUM_THREADS", threads.to_string())
             .env("MKL_NUM_THREADS", threads.to_string());
+        if let Some(tunables) = &self.python_tunables {
+            cmd.env("GLIBC_TUNABLES", tunables);
+        }
         Some(cmd)
     }
 }

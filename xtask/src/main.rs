@@ -25,6 +25,7 @@ tasks:
 ";
 
 fn main() -> ExitCode {
+    convnets_core::memory::keep_freed_memory();
     let args: Vec<String> = std::env::args().skip(1).collect();
     let result = match args.first().map(String::as_str) {
         Some("reproduce") => reproduce::run(&args[1..]),

@@ -29,6 +29,7 @@ HF_HUB_OFFLINE) or torch.hub's (TORCH_HOME), and checked against their sha256 be
 ";
 
 fn main() -> ExitCode {
+    convnets_core::memory::keep_freed_memory();
     let args: Vec<String> = std::env::args().skip(1).collect();
     let result = match args.first().map(String::as_str) {
         Some("classify") => classify::run(&args[1..]),

@@ -591,7 +591,7 @@ pub(crate) fn conv2d(
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use candle_core::Device;
 
     use super::*;
@@ -642,7 +642,8 @@ mod tests {
         out
     }
 
-    fn values(len: usize, seed: usize) -> Vec<f32> {
+    /// Deterministic values in [-1, 1), varied by `seed`: test inputs and weights.
+    pub(in crate::kernels) fn values(len: usize, seed: usize) -> Vec<f32> {
         (0..len)
             .map(|i| (((i * 7919 + seed * 104_729) % 2003) as f32 / 1001.5) - 1.0)
             .collect()

@@ -449,12 +449,7 @@ mod tests {
     use candle_core::{Device, Var};
 
     use super::*;
-
-    fn values(len: usize, seed: usize) -> Vec<f32> {
-        (0..len)
-            .map(|i| (((i * 7919 + seed * 104_729) % 2003) as f32 / 1001.5) - 1.0)
-            .collect()
-    }
+    use crate::kernels::conv::tests::values;
 
     /// The gradients of `sum(conv(x) · r)` against the definition, in f64 (candle's own
     /// convolution gradient is off for strided convolutions of odd sizes).

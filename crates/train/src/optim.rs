@@ -184,6 +184,12 @@ impl Optimizer {
             let Some(grad) = grads.get(param.var.as_tensor()) else {
                 continue;
             };
+            // candle detaches the gradients of intermediate nodes but not those of the
+            // variables themselves: a variable used directly in a matrix product (the
+            // weight of `W·xᵀ`) gets a gradient that still references the step's forward
+            // graph. A momentum buffer built from it would keep every step's graph alive,
+            // one after the other (LeNet-5: 4 MB a step).
+            let grad = &grad.detach();
             let p = param.var.as_tensor().detach();
             let wd = param.weight_decay;
             let next = match self.config {

@@ -133,3 +133,36 @@ fn buffers_are_not_parameters_and_1d_decay_is_optional() -> Result<()> {
     assert_eq!(summary, [("bn.weight", 0.0), ("conv.weight", 1e-4)]);
     Ok(())
 }
+
+#[test]
+fn the_optimiser_state_holds_no_computation_graph() -> Result<()> {
+    // A weight used directly as a matrix product's operand gets a gradient that references
+    // the forward graph (candle detaches only intermediate nodes' gradients); state built
+    // from it would chain every step's graph to the next.
+    let dev = Device::Cpu;
+    for config in [
+        OptimizerConfig::sgd(0.9, 1e-4),
+        OptimizerConfig::adamw(1e-2),
+    ] {
+        let varmap = VarMap::new();
+        let w = varmap.get((3, 4), "w", candle_nn::Init::Const(0.5), DType::F32, &dev)?;
+        let mut opt = config.build(&varmap)?;
+        let x = Var::from_tensor(&Tensor::ones((4, 2), DType::F32, &dev)?)?;
+        for _ in 0..2 {
+            let hidden = (x.as_tensor() * 2.0)?;
+            let loss = w.matmul(&hidden)?.sqr()?.sum_all()?;
+            let grads = loss.backward()?;
+            assert!(grads.get(&w).context("no gradient for w")?.track_op());
+            opt.step(&grads, 0.1)?;
+        }
+        let (state, _) = opt.state();
+        assert!(!state.is_empty());
+        for (name, t) in state {
+            assert!(
+                !t.track_op(),
+                "{config:?}: {name} keeps a computation graph"
+            );
+        }
+    }
+    Ok(())
+}

@@ -41,7 +41,7 @@ options:
   --seconds S       minimum timed seconds per round (default 2)
   --python-keeps-freed-memory
                     run the Python side under the allocator settings our binaries use
-                    (convnets_core::memory, as GLIBC_TUNABLES): the comparison with both
+                    (convnets_core::runtime, as GLIBC_TUNABLES): the comparison with both
                     sides' allocators alike
   --baseline PATH   another build of this xtask binary (say, of an earlier commit), measured
                     as one more implementation, `before`: before/after in the same rounds
@@ -120,7 +120,7 @@ pub fn run(args: &[String]) -> Result<()> {
     let o = parse(rest)?;
     let mut env = Env::detect()?;
     if o.python_keeps_freed_memory {
-        // What convnets_core::memory::keep_freed_memory sets with mallopt.
+        // What convnets_core::runtime::keep_freed_memory sets with mallopt.
         env.python_tunables = Some(format!(
             "glibc.malloc.mmap_threshold={}:glibc.malloc.trim_threshold={}",
             32 << 20,
@@ -209,7 +209,7 @@ impl Env {
         };
         format!(
             "machine: {cpu}, {} logical CPUs; load average at start: {load}\n\
-             allocator: convnets keeps freed memory (convnets_core::memory); Python: {python_malloc}",
+             convnets: freed memory kept, candle's elementwise pool on one thread (convnets_core::runtime); Python allocator: {python_malloc}",
             std::thread::available_parallelism().map_or(0, |n| n.get())
         )
     }

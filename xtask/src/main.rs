@@ -25,7 +25,11 @@ tasks:
 ";
 
 fn main() -> ExitCode {
-    convnets_core::memory::keep_freed_memory();
+    // SAFETY: the first statement of main: no other thread is running yet.
+    #[allow(unsafe_code)]
+    unsafe {
+        convnets_core::runtime::configure_cpu_process()
+    };
     let args: Vec<String> = std::env::args().skip(1).collect();
     let result = match args.first().map(String::as_str) {
         Some("reproduce") => reproduce::run(&args[1..]),

@@ -18,8 +18,9 @@
 //!   layers without computing them (torchvision's "GFLOPS" convention).
 //! - [`init`] and [`random`]: seeded parameter initialisation and the dropout random stream,
 //!   so that training is reproducible on CPU (candle's CPU generator cannot be seeded).
-//! - [`memory`]: the allocator setting the workspace's binaries use, so that a training
-//!   step's buffers are not returned to the system and faulted in again at every step.
+//! - [`runtime`]: the process settings the workspace's binaries use on the CPU (the
+//!   allocator keeps a step's freed buffers; candle's elementwise pool stays out of rayon's
+//!   way).
 //! - [`procedural`] and [`parity`]: the weight generator and fixture reader behind the
 //!   model parity tests (see `tests/parity/README.md` at the workspace root).
 //!
@@ -37,10 +38,10 @@ pub mod init;
 mod kernels;
 pub mod layers;
 mod legacy_pth;
-pub mod memory;
 pub mod parity;
 pub mod procedural;
 pub mod random;
+pub mod runtime;
 pub mod spec;
 
 pub use classifier::{AuxLogits, Classifier, TrainOutput};

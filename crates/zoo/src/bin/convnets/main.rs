@@ -29,7 +29,11 @@ HF_HUB_OFFLINE) or torch.hub's (TORCH_HOME), and checked against their sha256 be
 ";
 
 fn main() -> ExitCode {
-    convnets_core::memory::keep_freed_memory();
+    // SAFETY: the first statement of main: no other thread is running yet.
+    #[allow(unsafe_code)]
+    unsafe {
+        convnets_core::runtime::configure_cpu_process()
+    };
     let args: Vec<String> = std::env::args().skip(1).collect();
     let result = match args.first().map(String::as_str) {
         Some("classify") => classify::run(&args[1..]),

@@ -5,8 +5,10 @@
 //! that candle's floor-mode kernel produces exactly those windows, and, for average pooling,
 //! rescale each output by the divisor PyTorch would have used.
 
-use candle_core::{CpuStorage, CustomOp1, D, DType, Layout, Result, Shape, Tensor};
+use candle_core::{CpuStorage, CustomOp1, CustomOp2, D, DType, Layout, Result, Shape, Tensor};
 use candle_nn::ModuleT;
+use std::sync::{Arc, Mutex, PoisonError};
+
 use rayon::prelude::*;
 
 /// Pooling geometry along one spatial axis.
@@ -233,9 +235,10 @@ fn strided_reduce(
         .try_fold(views[0].clone(), |acc, v| op(&acc, v))
 }
 
-/// Whether the direct kernel computes a pooling: an f32 CPU tensor that tracks no gradient.
+/// Whether the direct kernel computes a pooling: an f32 CPU tensor (with its own backward
+/// pass when `x` tracks gradients).
 fn direct_applies(x: &Tensor) -> bool {
-    x.device().is_cpu() && x.dtype() == DType::F32 && !x.track_op()
+    x.device().is_cpu() && x.dtype() == DType::F32
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -244,10 +247,17 @@ enum Reduce {
     Mean,
 }
 
-/// Pooling in one pass over the input, for inference: each output is the maximum, or the
-/// sum divided by PyTorch's divisor, of its window clipped to the input. Padding never wins
-/// a maximum (it is `-inf`) and adds nothing to a sum, so clipping gives PyTorch's values;
-/// NaN propagates through a maximum, as in PyTorch.
+/// Pooling in one pass over the input: each output is the maximum, or the sum divided by
+/// PyTorch's divisor, of its window clipped to the input. Padding never wins a maximum (it
+/// is `-inf`) and adds nothing to a sum, so clipping gives PyTorch's values; NaN propagates
+/// through a maximum, as in PyTorch.
+///
+/// Its backward pass is PyTorch's too: a window's gradient goes to the one input that is
+/// its maximum (the first in scan order among equals, the last NaN), where candle's
+/// pooling gradient goes to every input equal to it, or is spread over the window with
+/// the same divisor; overlapping windows add up. Where a tensor tracks gradients this
+/// replaces candle's pooling backward (eight operations for a maximum) and the strided
+/// views overlapping windows needed.
 #[derive(Debug, Clone)]
 struct DirectPool {
     reduce: Reduce,
@@ -257,6 +267,10 @@ struct DirectPool {
     /// Per output row and column, the divisor's factor (average pooling).
     dh: Vec<usize>,
     dw: Vec<usize>,
+    /// Where a maximum pooling's backward pass will need them: per output, the index in
+    /// its input plane of the input it took (`u32::MAX` for a window wholly in padding),
+    /// recorded by the forward pass.
+    winners: Option<Arc<Mutex<Vec<u32>>>>,
 }
 
 impl DirectPool {
@@ -282,29 +296,36 @@ impl DirectPool {
             cols: ranges(w, ww, len.1),
             dh: Vec::new(),
             dw: Vec::new(),
+            winners: None,
         }
     }
 
     fn apply(&self, x: &Tensor) -> Result<Tensor> {
-        x.contiguous()?.apply_op1_no_bwd(self)
+        let x = x.contiguous()?;
+        if x.track_op() {
+            let winners = (self.reduce == Reduce::Max).then(Arc::default);
+            x.apply_op1(Self {
+                winners,
+                ..self.clone()
+            })
+        } else {
+            x.apply_op1_no_bwd(self)
+        }
     }
 
-    fn plane(&self, x: &[f32], w: usize, out: &mut [f32]) {
+    /// One output plane; for a maximum, also the index of each output's input in `winners`.
+    fn plane(&self, x: &[f32], w: usize, out: &mut [f32], mut winners: Option<&mut [u32]>) {
         let ow = self.cols.len();
         for (i, &(y0, y1)) in self.rows.iter().enumerate() {
             let out = &mut out[i * ow..][..ow];
             for (j, &(x0, x1)) in self.cols.iter().enumerate() {
                 out[j] = match self.reduce {
                     Reduce::Max => {
-                        let mut m = f32::NEG_INFINITY;
-                        for y in y0..y1 {
-                            for &v in &x[y * w + x0..y * w + x1] {
-                                if v > m || v.is_nan() {
-                                    m = v;
-                                }
-                            }
+                        let k = argmax(x, w, (y0, y1), (x0, x1));
+                        if let Some(winners) = winners.as_deref_mut() {
+                            winners[i * ow + j] = k.map_or(u32::MAX, |k| k as u32);
                         }
-                        m
+                        k.map_or(f32::NEG_INFINITY, |k| x[k])
                     }
                     Reduce::Mean => {
                         let mut sum = 0f32;
@@ -317,6 +338,109 @@ impl DirectPool {
             }
         }
     }
+
+    /// Adds the gradient `dy` of one output plane to `dx`, the input plane's (`w` wide);
+    /// a maximum's goes to the inputs its forward pass recorded in `winners`.
+    fn plane_grad(&self, w: usize, dy: &[f32], winners: &[u32], dx: &mut [f32]) {
+        if self.reduce == Reduce::Max {
+            for (&k, &g) in winners.iter().zip(dy) {
+                if let Some(d) = dx.get_mut(k as usize) {
+                    *d += g;
+                }
+            }
+            return;
+        }
+        let ow = self.cols.len();
+        for (i, &(y0, y1)) in self.rows.iter().enumerate() {
+            let dy = &dy[i * ow..][..ow];
+            for (j, &(x0, x1)) in self.cols.iter().enumerate() {
+                let g = dy[j] / (self.dh[i] * self.dw[j]) as f32;
+                for y in y0..y1 {
+                    dx[y * w + x0..y * w + x1].iter_mut().for_each(|d| *d += g);
+                }
+            }
+        }
+    }
+}
+
+/// The index in `x` (a plane `w` wide) of the maximum of the window `rows × cols`, by
+/// PyTorch's rule (`max_pool2d`'s CPU kernel): starting from `-inf` at the window's first
+/// position, a value replaces the maximum if it is greater or NaN. `None` for a window that
+/// lies wholly in the padding.
+fn argmax(
+    x: &[f32],
+    w: usize,
+    (y0, y1): (usize, usize),
+    (x0, x1): (usize, usize),
+) -> Option<usize> {
+    if y0 >= y1 || x0 >= x1 {
+        return None;
+    }
+    let (mut best, mut max) = (y0 * w + x0, f32::NEG_INFINITY);
+    for y in y0..y1 {
+        let row = y * w;
+        for (k, &v) in (row + x0..).zip(&x[row + x0..row + x1]) {
+            // Selects rather than a branch: on real data which input wins is unpredictable,
+            // and a mispredicted branch per element made pooling a third of a LeNet-5 step.
+            let take = v > max || v.is_nan();
+            best = if take { k } else { best };
+            max = if take { v } else { max };
+        }
+    }
+    Some(best)
+}
+
+/// The input gradient of a [`DirectPool`], as an operation on `(x, dy)`.
+struct PoolGrad<'a>(&'a DirectPool);
+
+impl CustomOp2 for PoolGrad<'_> {
+    fn name(&self) -> &'static str {
+        "convnets-pool2d-grad"
+    }
+
+    fn cpu_fwd(
+        &self,
+        xs: &CpuStorage,
+        xl: &Layout,
+        ds: &CpuStorage,
+        dl: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let (x, dy) = (f32_contiguous(xs, xl)?, f32_contiguous(ds, dl)?);
+        let &[n, c, h, w] = xl.dims() else {
+            candle_core::bail!("pooling: expected [N, C, H, W], got {:?}", xl.dims())
+        };
+        let (oh, ow) = (self.0.rows.len(), self.0.cols.len());
+        if dy.len() != n * c * oh * ow {
+            candle_core::bail!("pooling: a gradient {:?} for {oh}×{ow} outputs", dl.dims())
+        }
+        let winners = match &self.0.winners {
+            Some(w) => w.lock().unwrap_or_else(PoisonError::into_inner).clone(),
+            None => Vec::new(),
+        };
+        if self.0.reduce == Reduce::Max && winners.len() != dy.len() {
+            candle_core::bail!("pooling: the backward pass of a maximum without its forward pass")
+        }
+        let mut dx = crate::kernels::alloc::zeroed(x.len());
+        let planes = dx.par_chunks_mut(h * w).zip(dy.par_chunks(oh * ow));
+        if winners.is_empty() {
+            planes.for_each(|(dx, dy)| self.0.plane_grad(w, dy, &[], dx));
+        } else {
+            planes
+                .zip(winners.par_chunks(oh * ow))
+                .for_each(|((dx, dy), winners)| self.0.plane_grad(w, dy, winners, dx));
+        }
+        Ok((CpuStorage::F32(dx), xl.shape().clone()))
+    }
+}
+
+fn f32_contiguous<'a>(storage: &'a CpuStorage, layout: &Layout) -> Result<&'a [f32]> {
+    let CpuStorage::F32(x) = storage else {
+        candle_core::bail!("pooling: f32 only")
+    };
+    let Some((start, end)) = layout.contiguous_offsets() else {
+        candle_core::bail!("pooling: the input must be contiguous")
+    };
+    Ok(&x[start..end])
 }
 
 impl CustomOp1 for DirectPool {
@@ -325,21 +449,29 @@ impl CustomOp1 for DirectPool {
     }
 
     fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> Result<(CpuStorage, Shape)> {
-        let CpuStorage::F32(x) = storage else {
-            candle_core::bail!("pooling: f32 only")
-        };
-        let Some((start, end)) = layout.contiguous_offsets() else {
-            candle_core::bail!("pooling: the input must be contiguous")
-        };
+        let x = f32_contiguous(storage, layout)?;
         let &[n, c, h, w] = layout.dims() else {
             candle_core::bail!("pooling: expected [N, C, H, W], got {:?}", layout.dims())
         };
         let (oh, ow) = (self.rows.len(), self.cols.len());
         let mut out = crate::kernels::alloc::zeroed(n * c * oh * ow);
-        out.par_chunks_mut(oh * ow)
-            .zip(x[start..end].par_chunks(h * w))
-            .for_each(|(out, plane)| self.plane(plane, w, out));
+        let planes = out.par_chunks_mut(oh * ow).zip(x.par_chunks(h * w));
+        match &self.winners {
+            None => planes.for_each(|(out, plane)| self.plane(plane, w, out, None)),
+            Some(record) => {
+                let mut winners = vec![0u32; n * c * oh * ow];
+                planes
+                    .zip(winners.par_chunks_mut(oh * ow))
+                    .for_each(|((out, plane), win)| self.plane(plane, w, out, Some(win)));
+                *record.lock().unwrap_or_else(PoisonError::into_inner) = winners;
+            }
+        }
         Ok((CpuStorage::F32(out), Shape::from((n, c, oh, ow))))
+    }
+
+    fn bwd(&self, x: &Tensor, _y: &Tensor, dy: &Tensor) -> Result<Option<Tensor>> {
+        x.apply_op2_no_bwd(&dy.contiguous()?, &PoolGrad(self))
+            .map(Some)
     }
 }
 
@@ -700,6 +832,48 @@ mod tests {
             for (g, e) in grad.iter().zip(&want) {
                 assert!((g - e).abs() < 1e-6, "{grad:?}\n{want:?}");
             }
+        }
+    }
+
+    #[test]
+    fn a_max_pool_gradient_goes_to_the_first_of_equal_maxima() {
+        // PyTorch routes each window's gradient to one index, the first maximum in scan
+        // order (candle's own pooling gradient goes to every input equal to it). LeNet-5's
+        // 2×2/2 over a plane of ties, and a 3×3/2 whose windows share a column.
+        let dev = candle_core::Device::Cpu;
+        let x = candle_core::Var::ones((1, 1, 4, 5), DType::F32, &dev).unwrap();
+        for (pool, want) in [
+            (
+                MaxPool2d::new(2, 2, 0).unwrap(),
+                [
+                    [1., 0., 1., 0., 0.],
+                    [0., 0., 0., 0., 0.],
+                    [1., 0., 1., 0., 0.],
+                    [0., 0., 0., 0., 0.],
+                ],
+            ),
+            (
+                MaxPool2d::new(3, 2, 0).unwrap(),
+                [
+                    [1., 0., 1., 0., 0.],
+                    [0., 0., 0., 0., 0.],
+                    [0., 0., 0., 0., 0.],
+                    [0., 0., 0., 0., 0.],
+                ],
+            ),
+        ] {
+            let y = pool.forward(x.as_tensor()).unwrap();
+            let grads = y.sum_all().unwrap().backward().unwrap();
+            let grad: Vec<Vec<f32>> = grads
+                .get(&x)
+                .unwrap()
+                .squeeze(0)
+                .unwrap()
+                .squeeze(0)
+                .unwrap()
+                .to_vec2()
+                .unwrap();
+            assert_eq!(grad, want.map(|r| r.to_vec()).to_vec(), "{pool:?}");
         }
     }
 

@@ -380,8 +380,7 @@ fn argmax(
     for y in y0..y1 {
         let row = y * w;
         for (k, &v) in (row + x0..).zip(&x[row + x0..row + x1]) {
-            // Selects rather than a branch: on real data which input wins is unpredictable,
-            // and a mispredicted branch per element made pooling a third of a LeNet-5 step.
+            // Selects, not a branch: which input wins is data-dependent.
             let take = v > max || v.is_nan();
             best = if take { k } else { best };
             max = if take { v } else { max };
@@ -413,10 +412,12 @@ impl CustomOp2 for PoolGrad<'_> {
         if dy.len() != n * c * oh * ow {
             candle_core::bail!("pooling: a gradient {:?} for {oh}×{ow} outputs", dl.dims())
         }
-        let winners = match &self.0.winners {
-            Some(w) => w.lock().unwrap_or_else(PoisonError::into_inner).clone(),
-            None => Vec::new(),
-        };
+        let recorded = self
+            .0
+            .winners
+            .as_ref()
+            .map(|w| w.lock().unwrap_or_else(PoisonError::into_inner));
+        let winners: &[u32] = recorded.as_deref().map_or(&[], Vec::as_slice);
         if self.0.reduce == Reduce::Max && winners.len() != dy.len() {
             candle_core::bail!("pooling: the backward pass of a maximum without its forward pass")
         }
@@ -427,7 +428,7 @@ impl CustomOp2 for PoolGrad<'_> {
         } else {
             planes
                 .zip(winners.par_chunks(oh * ow))
-                .for_each(|((dx, dy), winners)| self.0.plane_grad(w, dy, winners, dx));
+                .for_each(|((dx, dy), win)| self.0.plane_grad(w, dy, win, dx));
         }
         Ok((CpuStorage::F32(dx), xl.shape().clone()))
     }

@@ -3,7 +3,7 @@
 use candle_core::{DType, Device, Result, Tensor};
 use candle_nn::{Init, ModuleT, VarBuilder};
 use convnets_core::Classifier;
-use convnets_core::layers::{Conv2d, Conv2dConfig, Linear, MaxPool2d};
+use convnets_core::layers::{Activation, Conv2d, Conv2dConfig, Linear, MaxPool2d};
 
 use crate::config::{
     C1_MAPS, C3_MAPS, C3Connections, C5_MAPS, F6_UNITS, INPUT_SIZE, InitScheme, KERNEL,
@@ -28,6 +28,14 @@ impl Nonlinearity {
         match self {
             Self::ScaledTanh => (x * SQUASH_SLOPE)?.tanh()? * SQUASH_AMPLITUDE,
             Self::Relu => x.relu(),
+        }
+    }
+
+    /// `self(conv(x))`, a ReLU fused into the convolution (docs/perf.md).
+    fn after_conv(self, conv: &Conv2d, x: &Tensor) -> Result<Tensor> {
+        match self {
+            Self::Relu => conv.forward_act(x, Activation::Relu),
+            Self::ScaledTanh => self.apply(&conv.forward(x)?),
         }
     }
 }
@@ -169,6 +177,14 @@ impl C3 {
                 }
             }
         })
+    }
+
+    /// `act(c3(x))`, the ReLU fused into a full C3's convolution.
+    fn forward_act(&self, x: &Tensor, act: Nonlinearity) -> Result<Tensor> {
+        match self {
+            Self::Full(conv) => act.after_conv(conv, x),
+            Self::Table { .. } => act.apply(&self.forward(x)?),
+        }
     }
 
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
@@ -352,11 +368,11 @@ impl Classifier for LeNet5 {
     /// C1 to C5: `[N, 120, 1, 1]` for a 32×32 input.
     fn forward_features(&self, xs: &Tensor, _train: bool) -> Result<Tensor> {
         let act = self.config.nonlinearity;
-        let x = act.apply(&self.c1.forward(xs)?)?;
+        let x = act.after_conv(&self.c1, xs)?;
         let x = self.s2.forward(&x)?;
-        let x = act.apply(&self.c3.forward(&x)?)?;
+        let x = self.c3.forward_act(&x, act)?;
         let x = self.s4.forward(&x)?;
-        act.apply(&self.c5.forward(&x)?)
+        act.after_conv(&self.c5, &x)
     }
 
     /// F6 and the output layer: logits, or negated RBF penalties (see [`LeNet5`]).

@@ -16,14 +16,16 @@ use rayon::prelude::*;
 
 use super::conv::{COLS, Epilogue, Geometry, PADDED, on_worker, tile_len, with_buffer};
 use super::gemm::{MatMut, MatRef, matmul};
-use crate::layers::Conv2dConfig;
+use crate::layers::{Activation, Conv2dConfig};
 
-/// `conv(x, weight) + bias` with a backward pass, for f32 CPU tensors.
+/// `conv(x, weight) + bias`, then a ReLU if `relu`, with a backward pass, for f32 CPU
+/// tensors.
 pub(crate) fn conv2d(
     x: &Tensor,
     weight: &Tensor,
     bias: Option<&Tensor>,
     cfg: &Conv2dConfig,
+    relu: bool,
 ) -> Result<Tensor> {
     let (_, c, h, w) = x.dims4()?;
     let (o, cg, kh, kw) = weight.dims4()?;
@@ -34,7 +36,7 @@ pub(crate) fn conv2d(
             cfg.groups
         )
     }
-    let op = ConvTrain(Geometry::new(c, h, w, o, cfg)?);
+    let op = ConvTrain(Geometry::new(c, h, w, o, cfg)?, relu);
     let (x, weight) = (x.contiguous()?, weight.contiguous()?);
     match bias {
         Some(b) => x.apply_op3(&weight, &b.contiguous()?, op),
@@ -42,7 +44,9 @@ pub(crate) fn conv2d(
     }
 }
 
-struct ConvTrain(Geometry);
+/// The geometry, and whether a ReLU follows (its gradient is then masked by the output's
+/// sign before the matrix products).
+struct ConvTrain(Geometry, bool);
 
 fn slice<'a>(storage: &'a CpuStorage, layout: &Layout, what: &str) -> Result<&'a [f32]> {
     let CpuStorage::F32(data) = storage else {
@@ -65,6 +69,7 @@ impl ConvTrain {
         let n = x.1.dims()[0];
         let epilogue = Epilogue {
             shift: bias.map(<[f32]>::to_vec),
+            act: self.1.then_some(Activation::Relu),
             ..Epilogue::default()
         };
         let out = g.forward(
@@ -81,10 +86,16 @@ impl ConvTrain {
         &self,
         x: &Tensor,
         w: &Tensor,
+        y: &Tensor,
         dy: &Tensor,
     ) -> Result<(Option<Tensor>, Option<Tensor>, Tensor)> {
         let g = self.0;
         let dy = dy.contiguous()?;
+        let dy = if self.1 {
+            dy.apply_op2_no_bwd(&y.contiguous()?, &ReluGrad)?
+        } else {
+            dy
+        };
         let dx = if x.track_op() {
             Some(dy.apply_op2_no_bwd(w, &GradInput(g))?)
         } else {
@@ -118,10 +129,10 @@ impl CustomOp2 for ConvTrain {
         &self,
         x: &Tensor,
         w: &Tensor,
-        _y: &Tensor,
+        y: &Tensor,
         dy: &Tensor,
     ) -> Result<(Option<Tensor>, Option<Tensor>)> {
-        let (dx, dw, _) = self.backward(x, w, dy)?;
+        let (dx, dw, _) = self.backward(x, w, y, dy)?;
         Ok((dx, dw))
     }
 }
@@ -148,16 +159,52 @@ impl CustomOp3 for ConvTrain {
         x: &Tensor,
         w: &Tensor,
         b: &Tensor,
-        _y: &Tensor,
+        y: &Tensor,
         dy: &Tensor,
     ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
-        let (dx, dw, dy) = self.backward(x, w, dy)?;
+        let (dx, dw, dy) = self.backward(x, w, y, dy)?;
         let db = if b.track_op() {
             Some(dy.apply_op1_no_bwd(&ChannelSums)?)
         } else {
             None
         };
         Ok((dx, dw, db))
+    }
+}
+
+/// `dY · [y > 0]`, on `(dY, y)`: the gradient through a fused ReLU (PyTorch's, which is 0
+/// where the output is 0).
+struct ReluGrad;
+
+impl CustomOp2 for ReluGrad {
+    fn name(&self) -> &'static str {
+        "convnets-relu-grad"
+    }
+
+    fn cpu_fwd(
+        &self,
+        ds: &CpuStorage,
+        dl: &Layout,
+        ys: &CpuStorage,
+        yl: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let (dy, y) = (slice(ds, dl, "gradient")?, slice(ys, yl, "output")?);
+        if dy.len() != y.len() {
+            candle_core::bail!(
+                "relu gradient: {:?} for an output {:?}",
+                dl.dims(),
+                yl.dims()
+            )
+        }
+        let mut dx = super::alloc::zeroed(dy.len());
+        dx.par_chunks_mut(1 << 14)
+            .zip(dy.par_chunks(1 << 14).zip(y.par_chunks(1 << 14)))
+            .for_each(|(dx, (dy, y))| {
+                for ((d, &g), &v) in dx.iter_mut().zip(dy).zip(y) {
+                    *d = if v > 0.0 { g } else { 0.0 };
+                }
+            });
+        Ok((CpuStorage::F32(dx), dl.shape().clone()))
     }
 }
 
@@ -451,6 +498,45 @@ mod tests {
     use super::*;
     use crate::kernels::conv::tests::values;
 
+    /// A fused ReLU gives the values and gradients of the convolution followed by a ReLU:
+    /// the gradient is masked by the output's sign before it reaches x, the weight and
+    /// the bias.
+    #[test]
+    fn a_fused_relu_is_the_relu_after_the_convolution() -> Result<()> {
+        let dev = Device::Cpu;
+        let (n, c, h, w, o) = (3, 4, 9, 8, 5);
+        let cfg = Conv2dConfig::new(3).stride(2).padding(1);
+        let x = Var::from_vec(values(n * c * h * w, 1), (n, c, h, w), &dev)?;
+        let wt = Var::from_vec(values(o * c * 9, 2), (o, c, 3, 3), &dev)?;
+        let b = Var::from_vec(values(o, 3), o, &dev)?;
+        let run = |fused: bool| -> Result<(Vec<f32>, Vec<Vec<f32>>)> {
+            let args = (x.as_tensor(), wt.as_tensor(), Some(b.as_tensor()));
+            let y = if fused {
+                conv2d(args.0, args.1, args.2, &cfg, true)?
+            } else {
+                conv2d(args.0, args.1, args.2, &cfg, false)?.relu()?
+            };
+            let r = Tensor::from_vec(values(y.elem_count(), 4), y.shape(), &dev)?;
+            let grads = (&y * &r)?.sum_all()?.backward()?;
+            let grad = |v: &Var| -> Result<Vec<f32>> {
+                grads.get(v).expect("a gradient").flatten_all()?.to_vec1()
+            };
+            Ok((
+                y.flatten_all()?.to_vec1()?,
+                vec![grad(&x)?, grad(&wt)?, grad(&b)?],
+            ))
+        };
+        let ((y, fused), (want_y, plain)) = (run(true)?, run(false)?);
+        assert_eq!(y, want_y);
+        assert!(y.contains(&0.0) && y.iter().any(|&v| v > 0.0));
+        for (got, want) in fused.iter().zip(&plain) {
+            for (a, e) in got.iter().zip(want) {
+                assert!((a - e).abs() <= 1e-5 * e.abs().max(1.0), "{a} vs {e}");
+            }
+        }
+        Ok(())
+    }
+
     /// The gradients of `sum(conv(x) · r)` against the definition, in f64 (candle's own
     /// convolution gradient is off for strided convolutions of odd sizes).
     #[test]
@@ -493,7 +579,13 @@ mod tests {
             let x = Var::from_vec(xs.clone(), (n, c, h, w), &dev)?;
             let wt = Var::from_vec(ws.clone(), (o, g.cg(), kh, kw), &dev)?;
             let b = Var::from_vec(bs.clone(), o, &dev)?;
-            let y = conv2d(x.as_tensor(), wt.as_tensor(), Some(b.as_tensor()), &cfg)?;
+            let y = conv2d(
+                x.as_tensor(),
+                wt.as_tensor(),
+                Some(b.as_tensor()),
+                &cfg,
+                false,
+            )?;
             let rs = values(y.elem_count(), k + 3);
             let r = Tensor::from_vec(rs.clone(), y.shape(), &dev)?;
             let grads = (&y * &r)?.sum_all()?.backward()?;

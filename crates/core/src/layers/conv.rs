@@ -211,9 +211,12 @@ impl Conv2d {
         if let Some(epilogue) = self.epilogue(x, &tail, train)? {
             return kernels::conv::conv2d(x, &self.weight, &self.config, &epilogue);
         }
-        let mut y = self.forward_unfused(x)?;
+        // Without a norm, a ReLU is fused into the training convolution where it runs.
+        let fuse_relu = tail.norm.is_none() && tail.act == Activation::Relu;
+        let (mut y, fused) = self.forward_unfused(x, fuse_relu)?;
         y = match tail.norm {
             Some(norm) => norm.forward_act(&y, train, tail.act)?,
+            None if fused => y,
             None => tail.act.apply(&y)?,
         };
         if let Some(r) = tail.residual {
@@ -267,17 +270,20 @@ impl Conv2d {
         }))
     }
 
-    fn forward_unfused(&self, x: &Tensor) -> Result<Tensor> {
+    /// `conv(x) + bias`, and whether a ReLU was applied too (asked by `relu`, done where the
+    /// training kernel runs).
+    fn forward_unfused(&self, x: &Tensor, relu: bool) -> Result<(Tensor, bool)> {
         let c = &self.config;
         if let Some(zeros) =
             crate::flops::conv2d(x, &self.weight, c.groups, |h, w| c.output_size(h, w))?
         {
-            return Ok(zeros);
+            return Ok((zeros, false));
         }
         let f32_cpu = |t: &Tensor| t.device().is_cpu() && t.dtype() == DType::F32;
         if f32_cpu(x) && f32_cpu(&self.weight) && self.bias.as_ref().is_none_or(f32_cpu) {
             // Training on CPU: a backward pass through candle's kernel would be a scalar loop.
-            return kernels::conv_grad::conv2d(x, &self.weight, self.bias.as_ref(), c);
+            let y = kernels::conv_grad::conv2d(x, &self.weight, self.bias.as_ref(), c, relu)?;
+            return Ok((y, relu));
         }
         let y = {
             // candle pads both axes alike; pad explicitly when they differ.
@@ -289,10 +295,11 @@ impl Conv2d {
             };
             x.conv2d(&self.weight, padding, c.stride, c.dilation, c.groups)?
         };
-        match &self.bias {
-            Some(b) => y.broadcast_add(&b.reshape((1, (), 1, 1))?),
-            None => Ok(y),
-        }
+        let y = match &self.bias {
+            Some(b) => y.broadcast_add(&b.reshape((1, (), 1, 1))?)?,
+            None => y,
+        };
+        Ok((y, false))
     }
 }
 

@@ -349,13 +349,10 @@ struct ConvForward<'a> {
 }
 
 pub(super) fn cpu_f32<'a>(storage: &'a Storage, layout: &Layout, what: &str) -> Result<&'a [f32]> {
-    let Storage::Cpu(CpuStorage::F32(data)) = storage else {
-        candle_core::bail!("conv2d: the {what} must be an f32 CPU tensor")
+    let Storage::Cpu(storage) = storage else {
+        candle_core::bail!("conv2d: the {what} must be a CPU tensor")
     };
-    let Some((start, end)) = layout.contiguous_offsets() else {
-        candle_core::bail!("conv2d: the {what} must be contiguous")
-    };
-    Ok(&data[start..end])
+    super::f32_slice("conv2d", storage, layout, what)
 }
 
 impl CustomOp1 for ConvForward<'_> {
@@ -365,13 +362,7 @@ impl CustomOp1 for ConvForward<'_> {
 
     fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> Result<(CpuStorage, Shape)> {
         let g = self.g;
-        let CpuStorage::F32(x) = storage else {
-            candle_core::bail!("conv2d: the input must be f32")
-        };
-        let Some((start, end)) = layout.contiguous_offsets() else {
-            candle_core::bail!("conv2d: the input must be contiguous")
-        };
-        let x = &x[start..end];
+        let x = super::f32_slice("conv2d", storage, layout, "input")?;
         let n = layout.dims()[0];
         let (w_storage, w_layout) = self.weight.storage_and_layout();
         let w = cpu_f32(&w_storage, w_layout, "weight")?;

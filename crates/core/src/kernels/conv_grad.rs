@@ -15,6 +15,7 @@ use candle_core::{CpuStorage, CustomOp1, CustomOp2, CustomOp3, Layout, Result, S
 use rayon::prelude::*;
 
 use super::conv::{COLS, Epilogue, Geometry, PADDED, on_worker, tile_len, with_buffer};
+use super::f32_slice;
 use super::gemm::{MatMut, MatRef, matmul};
 use crate::layers::{Activation, Conv2dConfig};
 
@@ -48,16 +49,6 @@ pub(crate) fn conv2d(
 /// sign before the matrix products).
 struct ConvTrain(Geometry, bool);
 
-fn slice<'a>(storage: &'a CpuStorage, layout: &Layout, what: &str) -> Result<&'a [f32]> {
-    let CpuStorage::F32(data) = storage else {
-        candle_core::bail!("conv2d: the {what} must be f32")
-    };
-    let Some((start, end)) = layout.contiguous_offsets() else {
-        candle_core::bail!("conv2d: the {what} must be contiguous")
-    };
-    Ok(&data[start..end])
-}
-
 impl ConvTrain {
     fn forward(
         &self,
@@ -73,9 +64,9 @@ impl ConvTrain {
             ..Epilogue::default()
         };
         let out = g.forward(
-            slice(x.0, x.1, "input")?,
+            f32_slice("conv2d", x.0, x.1, "input")?,
             n,
-            slice(w.0, w.1, "weight")?,
+            f32_slice("conv2d", w.0, w.1, "weight")?,
             None,
             &epilogue,
         );
@@ -151,7 +142,11 @@ impl CustomOp3 for ConvTrain {
         bs: &CpuStorage,
         bl: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
-        self.forward((xs, xl), (ws, wl), Some(slice(bs, bl, "bias")?))
+        self.forward(
+            (xs, xl),
+            (ws, wl),
+            Some(f32_slice("conv2d", bs, bl, "bias")?),
+        )
     }
 
     fn bwd(
@@ -188,7 +183,10 @@ impl CustomOp2 for ReluGrad {
         ys: &CpuStorage,
         yl: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
-        let (dy, y) = (slice(ds, dl, "gradient")?, slice(ys, yl, "output")?);
+        let (dy, y) = (
+            f32_slice("conv2d", ds, dl, "gradient")?,
+            f32_slice("conv2d", ys, yl, "output")?,
+        );
         if dy.len() != y.len() {
             candle_core::bail!(
                 "relu gradient: {:?} for an output {:?}",
@@ -224,7 +222,10 @@ impl CustomOp2 for GradInput {
         wl: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
         let g = &self.0;
-        let (dy, w) = (slice(dys, dyl, "gradient")?, slice(ws, wl, "weight")?);
+        let (dy, w) = (
+            f32_slice("conv2d", dys, dyl, "gradient")?,
+            f32_slice("conv2d", ws, wl, "weight")?,
+        );
         let n = dyl.dims()[0];
         let (in_len, out_len) = (g.c * g.h * g.w, g.o * g.p());
         let mut dx = super::alloc::zeroed(n * in_len);
@@ -258,7 +259,10 @@ impl CustomOp2 for GradWeight {
         dyl: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
         let g = &self.0;
-        let (x, dy) = (slice(xs, xl, "input")?, slice(dys, dyl, "gradient")?);
+        let (x, dy) = (
+            f32_slice("conv2d", xs, xl, "input")?,
+            f32_slice("conv2d", dys, dyl, "gradient")?,
+        );
         let (in_len, out_len, len) = (g.c * g.h * g.w, g.o * g.p(), g.o * g.kg());
         let dw = x
             .par_chunks(in_len)
@@ -300,7 +304,7 @@ impl CustomOp1 for ChannelSums {
     }
 
     fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
-        let x = slice(s, l, "input")?;
+        let x = f32_slice("conv2d", s, l, "input")?;
         let dims = l.dims();
         let (n, c) = (dims[0], dims[1]);
         let plane = dims[2..].iter().product::<usize>();

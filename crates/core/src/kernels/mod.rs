@@ -13,3 +13,22 @@ pub(crate) mod conv;
 pub(crate) mod conv_grad;
 pub(crate) mod gemm;
 pub(crate) mod norm;
+
+use candle_core::{CpuStorage, Layout, Result};
+
+/// The f32 values of a contiguous CPU tensor, for a kernel; `op` and `what` name the
+/// operation and the operand in the error otherwise.
+pub(crate) fn f32_slice<'a>(
+    op: &str,
+    storage: &'a CpuStorage,
+    layout: &Layout,
+    what: &str,
+) -> Result<&'a [f32]> {
+    let CpuStorage::F32(data) = storage else {
+        candle_core::bail!("{op}: the {what} must be f32")
+    };
+    let Some((start, end)) = layout.contiguous_offsets() else {
+        candle_core::bail!("{op}: the {what} must be contiguous")
+    };
+    Ok(&data[start..end])
+}

@@ -14,6 +14,8 @@ use std::sync::{Arc, Mutex, PoisonError};
 use candle_core::{CpuStorage, CustomOp3, Layout, Result, Shape, Storage, Tensor};
 use rayon::prelude::*;
 
+use super::f32_slice;
+
 /// The statistics of one batch: per channel, the mean and the biased variance.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct BatchStats {
@@ -30,19 +32,9 @@ pub(crate) struct BatchNormTrain {
     pub stats: Arc<Mutex<BatchStats>>,
 }
 
-fn slice<'a>(storage: &'a CpuStorage, layout: &Layout, what: &str) -> Result<&'a [f32]> {
-    let CpuStorage::F32(data) = storage else {
-        candle_core::bail!("batch norm: the {what} must be f32")
-    };
-    let Some((start, end)) = layout.contiguous_offsets() else {
-        candle_core::bail!("batch norm: the {what} must be contiguous")
-    };
-    Ok(&data[start..end])
-}
-
 fn tensor_slice<'a>(storage: &'a Storage, layout: &Layout, what: &str) -> Result<&'a [f32]> {
     match storage {
-        Storage::Cpu(s) => slice(s, layout, what),
+        Storage::Cpu(s) => f32_slice("batch norm", s, layout, what),
         _ => candle_core::bail!("batch norm: the {what} must be on the CPU"),
     }
 }
@@ -115,9 +107,9 @@ impl CustomOp3 for BatchNormTrain {
         bl: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
         let (x, weight, bias) = (
-            slice(xs, xl, "input")?,
-            slice(ws, wl, "weight")?,
-            slice(bs, bl, "bias")?,
+            f32_slice("batch norm", xs, xl, "input")?,
+            f32_slice("batch norm", ws, wl, "weight")?,
+            f32_slice("batch norm", bs, bl, "bias")?,
         );
         let d @ (n, c, plane) = dims(xl)?;
         let m = (n * plane) as f64;

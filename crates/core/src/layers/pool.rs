@@ -9,6 +9,8 @@ use candle_core::{CpuStorage, CustomOp1, CustomOp2, D, DType, Layout, Result, Sh
 use candle_nn::ModuleT;
 use std::sync::{Arc, Mutex, PoisonError};
 
+use crate::kernels::f32_slice;
+
 use rayon::prelude::*;
 
 /// Pooling geometry along one spatial axis.
@@ -404,7 +406,10 @@ impl CustomOp2 for PoolGrad<'_> {
         ds: &CpuStorage,
         dl: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
-        let (x, dy) = (f32_contiguous(xs, xl)?, f32_contiguous(ds, dl)?);
+        let (x, dy) = (
+            f32_slice("pooling", xs, xl, "input")?,
+            f32_slice("pooling", ds, dl, "gradient")?,
+        );
         let &[n, c, h, w] = xl.dims() else {
             candle_core::bail!("pooling: expected [N, C, H, W], got {:?}", xl.dims())
         };
@@ -434,23 +439,13 @@ impl CustomOp2 for PoolGrad<'_> {
     }
 }
 
-fn f32_contiguous<'a>(storage: &'a CpuStorage, layout: &Layout) -> Result<&'a [f32]> {
-    let CpuStorage::F32(x) = storage else {
-        candle_core::bail!("pooling: f32 only")
-    };
-    let Some((start, end)) = layout.contiguous_offsets() else {
-        candle_core::bail!("pooling: the input must be contiguous")
-    };
-    Ok(&x[start..end])
-}
-
 impl CustomOp1 for DirectPool {
     fn name(&self) -> &'static str {
         "convnets-pool2d"
     }
 
     fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> Result<(CpuStorage, Shape)> {
-        let x = f32_contiguous(storage, layout)?;
+        let x = f32_slice("pooling", storage, layout, "input")?;
         let &[n, c, h, w] = layout.dims() else {
             candle_core::bail!("pooling: expected [N, C, H, W], got {:?}", layout.dims())
         };

@@ -341,6 +341,48 @@ impl DirectPool {
         }
     }
 
+    /// One output plane without the maxima's positions (inference), in two passes: each
+    /// input row reduced over every column window into `rows` (`H × OW`), then each output
+    /// row reduced over its rows' windows, a loop along the output row that vectorises.
+    /// A window is a rectangle, so this is the same reduction as [`DirectPool::plane`]'s in
+    /// the same order: a maximum scanned row by row (the first of equal values, NaN
+    /// propagating), a sum of row sums, to the bit.
+    fn plane_separable(&self, x: &[f32], w: usize, out: &mut [f32], rows: &mut Vec<f32>) {
+        let ow = self.cols.len();
+        let h = x.len() / w;
+        rows.clear();
+        rows.resize(h * ow, 0.0);
+        for (line, row) in x.chunks_exact(w).zip(rows.chunks_exact_mut(ow)) {
+            for (r, &(x0, x1)) in row.iter_mut().zip(&self.cols) {
+                let window = &line[x0..x1];
+                *r = match self.reduce {
+                    Reduce::Max => window.iter().fold(f32::NEG_INFINITY, |m, &v| max(m, v)),
+                    Reduce::Mean => window.iter().sum(),
+                };
+            }
+        }
+        for (i, (out, &(y0, y1))) in out.chunks_exact_mut(ow).zip(&self.rows).enumerate() {
+            match self.reduce {
+                Reduce::Max => {
+                    out.fill(f32::NEG_INFINITY);
+                    for row in rows[y0 * ow..y1 * ow].chunks_exact(ow) {
+                        out.iter_mut().zip(row).for_each(|(m, &v)| *m = max(*m, v));
+                    }
+                }
+                Reduce::Mean => {
+                    out.fill(0.0);
+                    for row in rows[y0 * ow..y1 * ow].chunks_exact(ow) {
+                        out.iter_mut().zip(row).for_each(|(s, &v)| *s += v);
+                    }
+                    let dh = self.dh[i];
+                    out.iter_mut()
+                        .zip(&self.dw)
+                        .for_each(|(s, &dw)| *s /= (dh * dw) as f32);
+                }
+            }
+        }
+    }
+
     /// Adds the gradient `dy` of one output plane to `dx`, the input plane's (`w` wide);
     /// a maximum's goes to the inputs its forward pass recorded in `winners`.
     fn plane_grad(&self, w: usize, dy: &[f32], winners: &[u32], dx: &mut [f32]) {
@@ -389,6 +431,12 @@ fn argmax(
         }
     }
     Some(best)
+}
+
+/// PyTorch's running maximum: `v` replaces `m` if it is greater or NaN (a select, which
+/// vectorises).
+fn max(m: f32, v: f32) -> f32 {
+    if v > m || v.is_nan() { v } else { m }
 }
 
 /// The input gradient of a [`DirectPool`], as an operation on `(x, dy)`.
@@ -453,7 +501,9 @@ impl CustomOp1 for DirectPool {
         let mut out = crate::kernels::alloc::zeroed(n * c * oh * ow);
         let planes = out.par_chunks_mut(oh * ow).zip(x.par_chunks(h * w));
         match &self.winners {
-            None => planes.for_each(|(out, plane)| self.plane(plane, w, out, None)),
+            None => planes.for_each_init(Vec::new, |rows, (out, plane)| {
+                self.plane_separable(plane, w, out, rows)
+            }),
             Some(record) => {
                 let mut winners = vec![0u32; n * c * oh * ow];
                 planes
@@ -870,6 +920,50 @@ mod tests {
                 .to_vec2()
                 .unwrap();
             assert_eq!(grad, want.map(|r| r.to_vec()).to_vec(), "{pool:?}");
+        }
+    }
+
+    #[test]
+    fn the_separable_inference_pass_equals_the_scan_to_the_bit() {
+        // Values with ties, signed zeros, infinities and NaN, over windows with padding,
+        // ceil mode, strides above and below the kernel, and rectangles.
+        let (h, w) = (13, 11);
+        let specials = [0.0, -0.0, 1.0, 1.0, f32::NEG_INFINITY, f32::NAN, -2.5, 3.25];
+        let x: Vec<f32> = (0..h * w)
+            .map(|i| match i % 7 {
+                0 => specials[(i / 7) % specials.len()],
+                k => ((i * 37) % 23) as f32 * 0.37 - 4.0 + k as f32 * 1e-3,
+            })
+            .collect();
+        for (k, s, p, ceil) in [
+            ((3, 3), (2, 2), (1, 1), false),
+            ((3, 3), (1, 1), (1, 1), true),
+            ((2, 2), (2, 2), (0, 0), true),
+            ((5, 3), (3, 2), (2, 1), true),
+            ((1, 4), (2, 3), (0, 2), false),
+        ] {
+            let (ah, aw) = (
+                Axis::new(k.0, s.0, p.0).unwrap(),
+                Axis::new(k.1, s.1, p.1).unwrap(),
+            );
+            let (wh, ww) = (ah.windows(h, ceil).unwrap(), aw.windows(w, ceil).unwrap());
+            for reduce in [Reduce::Max, Reduce::Mean] {
+                let mut pool = DirectPool::new(reduce, (ah, wh), (aw, ww), (h, w));
+                pool.dh = ah.divisors(h, wh, false);
+                pool.dw = aw.divisors(w, ww, false);
+                let len = wh.out * ww.out;
+                let (mut scan, mut fast) = (vec![0f32; len], vec![1f32; len]);
+                let mut winners = vec![0u32; len];
+                let record = (reduce == Reduce::Max).then_some(&mut winners[..]);
+                pool.plane(&x, w, &mut scan, record);
+                pool.plane_separable(&x, w, &mut fast, &mut Vec::new());
+                let bits = |v: &[f32]| v.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+                assert_eq!(
+                    bits(&scan),
+                    bits(&fast),
+                    "{reduce:?} {k:?} {s:?} {p:?} {ceil}"
+                );
+            }
         }
     }
 

@@ -130,6 +130,13 @@ impl Geometry {
     /// phase: plane `(c, a, b)` holds the padded pixels `(y·s + a, x·s + b)`. A strided
     /// convolution then reads every kernel tap as contiguous runs, as a stride-1 one does.
     pub(super) fn pad(&self, x: &[f32], dst: &mut [f32]) {
+        let g = self;
+        super::wide!(Geometry::pad_in, g: &Geometry, x: &[f32], dst: &mut [f32]);
+    }
+
+    /// [`Geometry::pad`]'s body, inlined into its wide and narrow copies.
+    #[inline(always)]
+    fn pad_in(&self, x: &[f32], dst: &mut [f32]) {
         let (s, (hq, wq)) = (self.stride, self.phase());
         let (h, w, ph, pw) = (self.h, self.w, self.ph, self.pw);
         if s == 1 {
@@ -232,6 +239,7 @@ fn apply(act: Option<Activation>, v: f32) -> f32 {
 impl Epilogue {
     /// Applies the epilogue to `row`, channel `o`'s values, `res` the residual's values at
     /// the same positions; reads from `src` when given (a scratch row), else in place.
+    #[inline(always)]
     fn row(&self, o: usize, row: &mut [f32], src: Option<&[f32]>, res: Option<&[f32]>) {
         let (s, t) = (
             self.scale.as_ref().map_or(1.0, |s| s[o]),
@@ -257,6 +265,42 @@ impl Epilogue {
                 .iter_mut()
                 .zip(r)
                 .for_each(|(v, r)| *v = apply(after, apply(act, *v + t) + r)),
+        }
+    }
+}
+
+impl Epilogue {
+    /// The epilogue of output positions `p0..p0 + len` of every channel of one image
+    /// (`out`, `o × p`), in place.
+    #[inline(always)]
+    fn tile(&self, out: &mut [f32], res: Option<&[f32]>, (p, p0, len): (usize, usize, usize)) {
+        for (ch, chunk) in out.chunks_mut(p).enumerate() {
+            let row = &mut chunk[p0..][..len];
+            self.row(ch, row, None, res.map(|r| &r[ch * p + p0..][..len]));
+        }
+    }
+
+    /// The epilogue of `images` images of `p` positions each, from `scratch` (`o ×
+    /// images·p`: channel-major, the images side by side) into `out` (`images × o × p`).
+    #[inline(always)]
+    fn scatter(
+        &self,
+        out: &mut [f32],
+        scratch: &[f32],
+        res: Option<&[f32]>,
+        (images, p): (usize, usize),
+    ) {
+        let o = out.len() / (images * p);
+        for b in 0..images {
+            for ch in 0..o {
+                let at = (b * o + ch) * p;
+                self.row(
+                    ch,
+                    &mut out[at..at + p],
+                    Some(&scratch[(ch * images + b) * p..][..p]),
+                    res.map(|r| &r[at..at + p]),
+                );
+            }
         }
     }
 }
@@ -473,10 +517,14 @@ fn run_tiles(
                 });
             }
         }
-        for ch in 0..g.o {
-            let row = &mut out[ch * p + p0..][..len];
-            epilogue.row(ch, row, None, res.map(|r| &r[ch * p + p0..][..len]));
-        }
+        let tile = (p, p0, len);
+        super::wide!(
+            Epilogue::tile,
+            epilogue: &Epilogue,
+            out: &mut [f32],
+            res: Option<&[f32]>,
+            tile: (usize, usize, usize),
+        );
         p0 += len;
     }
 }
@@ -523,17 +571,15 @@ fn run_images(
                 );
             });
         }
-        for b in 0..images {
-            for ch in 0..o {
-                let at = (b * o + ch) * p;
-                epilogue.row(
-                    ch,
-                    &mut out[at..at + p],
-                    Some(&scratch[ch * cols_len + b * p..][..p]),
-                    res.map(|r| &r[at..at + p]),
-                );
-            }
-        }
+        let (scratch, shape) = (&*scratch, (images, p));
+        super::wide!(
+            Epilogue::scatter,
+            epilogue: &Epilogue,
+            out: &mut [f32],
+            scratch: &[f32],
+            res: Option<&[f32]>,
+            shape: (usize, usize),
+        );
     });
 }
 

@@ -5,8 +5,12 @@
 //! plane per element; BatchNorm, bias, activation and residual sums are then one pass over
 //! memory each. These kernels compute the same results in NCHW with one matrix product per
 //! tile written in place, and apply everything that follows the convolution to each tile
-//! while it is in cache. They run when nothing tracks gradients (the training path keeps
-//! candle's differentiable operations).
+//! while it is in cache. Training has its own kernels beside them (`conv_grad`, `norm`) with
+//! hand-written backward passes.
+//!
+//! The crate is compiled for the baseline x86-64 (SSE2), so that it runs on any CPU; the
+//! few loops that stream over whole maps run through [`wide`], compiled a second time for
+//! AVX-512 and chosen at run time, as the `gemm` crate chooses its kernels.
 
 pub(crate) mod alloc;
 pub(crate) mod conv;
@@ -32,3 +36,42 @@ pub(crate) fn f32_slice<'a>(
     };
     Ok(&data[start..end])
 }
+
+/// Whether the CPU has the AVX-512 subsets [`wide!`] compiles for (cached by `std`).
+#[cfg(target_arch = "x86_64")]
+pub(crate) fn has_avx512() -> bool {
+    std::arch::is_x86_feature_detected!("avx512f")
+        && std::arch::is_x86_feature_detected!("avx512vl")
+        && std::arch::is_x86_feature_detected!("avx512bw")
+        && std::arch::is_x86_feature_detected!("avx512dq")
+}
+
+/// `wide!(f(a: A, b: B, …))` calls `f(a, b, …)` (which returns `()`) from a copy of it
+/// compiled for AVX-512 where the CPU has it, else as it is. `f` must be
+/// `#[inline(always)]`, so that its loops are inlined into, and vectorised for, the wide
+/// copy. The same operations either way (Rust never contracts a product and a sum into an
+/// FMA on its own), so the same results to the bit, with four times the lanes.
+macro_rules! wide {
+    ($f:path, $($a:ident: $t:ty),* $(,)?) => {{
+        #[cfg(target_arch = "x86_64")]
+        {
+            #[target_feature(enable = "avx512f,avx512vl,avx512bw,avx512dq,avx2,fma")]
+            fn avx512($($a: $t),*) {
+                $f($($a),*)
+            }
+            if $crate::kernels::has_avx512() {
+                // SAFETY: the CPU has every feature `avx512` is compiled for (checked just
+                // above), the only requirement of calling a `target_feature` function.
+                #[allow(unsafe_code)]
+                unsafe {
+                    avx512($($a),*)
+                }
+            } else {
+                $f($($a),*)
+            }
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        $f($($a),*)
+    }};
+}
+pub(crate) use wide;

@@ -266,6 +266,10 @@ struct DirectPool {
     /// Per output row and column, the input range of its window.
     rows: Vec<(usize, usize)>,
     cols: Vec<(usize, usize)>,
+    /// The output columns whose windows lie wholly inside the input (`kernel` wide,
+    /// `stride` apart), and that stride.
+    inner: std::ops::Range<usize>,
+    col_stride: usize,
     /// Per output row and column, the divisor's factor (average pooling).
     dh: Vec<usize>,
     dw: Vec<usize>,
@@ -292,10 +296,16 @@ impl DirectPool {
                 })
                 .collect()
         };
+        let cols = ranges(w, ww, len.1);
+        let full = |&(a, b): &(usize, usize)| b - a == w.kernel;
+        let start = cols.iter().position(full).unwrap_or(cols.len());
+        let end = start + cols[start..].iter().take_while(|c| full(c)).count();
         Self {
             reduce,
             rows: ranges(h, wh, len.0),
-            cols: ranges(w, ww, len.1),
+            cols,
+            inner: start..end,
+            col_stride: w.stride,
             dh: Vec::new(),
             dw: Vec::new(),
             winners: None,
@@ -347,18 +357,33 @@ impl DirectPool {
     /// A window is a rectangle, so this is the same reduction as [`DirectPool::plane`]'s in
     /// the same order: a maximum scanned row by row (the first of equal values, NaN
     /// propagating), a sum of row sums, to the bit.
+    #[inline(always)]
     fn plane_separable(&self, x: &[f32], w: usize, out: &mut [f32], rows: &mut Vec<f32>) {
         let ow = self.cols.len();
         let h = x.len() / w;
+        let (inner, s) = (self.inner.clone(), self.col_stride);
         rows.clear();
-        rows.resize(h * ow, 0.0);
+        rows.resize(h * ow + w.next_multiple_of(s), 0.0);
+        let (rows, phases) = rows.split_at_mut(h * ow);
+        // What `Iterator::sum` starts from, so that a window's sum is the scan's.
+        let empty_sum: f32 = [0f32; 0].iter().sum();
         for (line, row) in x.chunks_exact(w).zip(rows.chunks_exact_mut(ow)) {
-            for (r, &(x0, x1)) in row.iter_mut().zip(&self.cols) {
-                let window = &line[x0..x1];
-                *r = match self.reduce {
+            // Windows clipped by padding or ceil mode, one by one.
+            for j in (0..inner.start).chain(inner.end..ow) {
+                let window = &line[self.cols[j].0..self.cols[j].1];
+                row[j] = match self.reduce {
                     Reduce::Max => window.iter().fold(f32::NEG_INFINITY, |m, &v| max(m, v)),
                     Reduce::Mean => window.iter().sum(),
                 };
+            }
+            // Whole windows tap by tap, each a loop along the row that vectorises.
+            let Some(&(base, end)) = self.cols.get(inner.start) else {
+                continue;
+            };
+            let dst = &mut row[inner.clone()];
+            match self.reduce {
+                Reduce::Max => taps(dst, line, phases, base..end, s, f32::NEG_INFINITY, max),
+                Reduce::Mean => taps(dst, line, phases, base..end, s, empty_sum, |a, b| a + b),
             }
         }
         for (i, (out, &(y0, y1))) in out.chunks_exact_mut(ow).zip(&self.rows).enumerate() {
@@ -433,8 +458,57 @@ fn argmax(
     Some(best)
 }
 
+/// `dst[j] = op(…op(op(init, line[t0 + j·s]), line[t0 + 1 + j·s])…)` over the taps `t0..t1`
+/// of windows `s` apart: one pass along the row per tap. At stride 2 the line is first
+/// split into its even and odd elements (`phases`, at least the line's length rounded up
+/// to even), so that every tap reads a contiguous run.
+#[inline(always)]
+fn taps(
+    dst: &mut [f32],
+    line: &[f32],
+    phases: &mut [f32],
+    taps: std::ops::Range<usize>,
+    s: usize,
+    init: f32,
+    op: impl Fn(f32, f32) -> f32,
+) {
+    dst.fill(init);
+    let half = line.len().div_ceil(2);
+    if s == 2 {
+        let (even, odd) = phases[..2 * half].split_at_mut(half);
+        for ((e, o), pair) in even
+            .iter_mut()
+            .zip(odd.iter_mut())
+            .zip(line.chunks_exact(2))
+        {
+            (*e, *o) = (pair[0], pair[1]);
+        }
+        if line.len() % 2 == 1 {
+            even[half - 1] = line[line.len() - 1];
+        }
+    }
+    for tap in taps {
+        match s {
+            1 => {
+                let src = &line[tap..];
+                dst.iter_mut().zip(src).for_each(|(r, &v)| *r = op(*r, v));
+            }
+            // Input tap + 2j is phase tap % 2 at tap / 2 + j.
+            2 => {
+                let src = &phases[(tap % 2) * half + tap / 2..];
+                dst.iter_mut().zip(src).for_each(|(r, &v)| *r = op(*r, v));
+            }
+            _ => {
+                let src = line[tap..].iter().step_by(s);
+                dst.iter_mut().zip(src).for_each(|(r, &v)| *r = op(*r, v));
+            }
+        }
+    }
+}
+
 /// PyTorch's running maximum: `v` replaces `m` if it is greater or NaN (a select, which
 /// vectorises).
+#[inline(always)]
 fn max(m: f32, v: f32) -> f32 {
     if v > m || v.is_nan() { v } else { m }
 }
@@ -502,7 +576,15 @@ impl CustomOp1 for DirectPool {
         let planes = out.par_chunks_mut(oh * ow).zip(x.par_chunks(h * w));
         match &self.winners {
             None => planes.for_each_init(Vec::new, |rows, (out, plane)| {
-                self.plane_separable(plane, w, out, rows)
+                let pool = self;
+                crate::kernels::wide!(
+                    DirectPool::plane_separable,
+                    pool: &DirectPool,
+                    plane: &[f32],
+                    w: usize,
+                    out: &mut [f32],
+                    rows: &mut Vec<f32>,
+                )
             }),
             Some(record) => {
                 let mut winners = vec![0u32; n * c * oh * ow];
@@ -927,21 +1009,23 @@ mod tests {
     fn the_separable_inference_pass_equals_the_scan_to_the_bit() {
         // Values with ties, signed zeros, infinities and NaN, over windows with padding,
         // ceil mode, strides above and below the kernel, and rectangles.
-        let (h, w) = (13, 11);
         let specials = [0.0, -0.0, 1.0, 1.0, f32::NEG_INFINITY, f32::NAN, -2.5, 3.25];
-        let x: Vec<f32> = (0..h * w)
-            .map(|i| match i % 7 {
-                0 => specials[(i / 7) % specials.len()],
-                k => ((i * 37) % 23) as f32 * 0.37 - 4.0 + k as f32 * 1e-3,
-            })
-            .collect();
-        for (k, s, p, ceil) in [
-            ((3, 3), (2, 2), (1, 1), false),
-            ((3, 3), (1, 1), (1, 1), true),
-            ((2, 2), (2, 2), (0, 0), true),
-            ((5, 3), (3, 2), (2, 1), true),
-            ((1, 4), (2, 3), (0, 2), false),
-        ] {
+        for (h, w, k, s, p, ceil) in [(13, 11), (12, 16)].into_iter().flat_map(|(h, w)| {
+            [
+                ((3, 3), (2, 2), (1, 1), false),
+                ((3, 3), (1, 1), (1, 1), true),
+                ((2, 2), (2, 2), (0, 0), true),
+                ((5, 3), (3, 2), (2, 1), true),
+                ((1, 4), (2, 3), (0, 2), false),
+            ]
+            .map(|(k, s, p, ceil)| (h, w, k, s, p, ceil))
+        }) {
+            let x: Vec<f32> = (0..h * w)
+                .map(|i| match i % 7 {
+                    0 => specials[(i / 7) % specials.len()],
+                    k => ((i * 37) % 23) as f32 * 0.37 - 4.0 + k as f32 * 1e-3,
+                })
+                .collect();
             let (ah, aw) = (
                 Axis::new(k.0, s.0, p.0).unwrap(),
                 Axis::new(k.1, s.1, p.1).unwrap(),

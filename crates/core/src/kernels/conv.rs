@@ -121,6 +121,43 @@ impl Geometry {
         self.c * self.stride * self.stride * hq * wq
     }
 
+    /// Whether the kernel is 1×1 without padding, at any stride: each output reads one
+    /// input.
+    pub(super) fn one_by_one(&self) -> bool {
+        self.kh == 1 && self.kw == 1 && self.ph == 0 && self.pw == 0
+    }
+
+    /// Copies the inputs a strided [`Geometry::one_by_one`] convolution reads, `(oy·s,
+    /// ox·s)`, into `dst` (`C × OH × OW`).
+    fn subsample(&self, x: &[f32], dst: &mut [f32]) {
+        let g = self;
+        super::wide!(Geometry::subsample_in, g: &Geometry, x: &[f32], dst: &mut [f32]);
+    }
+
+    /// [`Geometry::subsample`]'s body, inlined into its wide and narrow copies.
+    #[inline(always)]
+    fn subsample_in(&self, x: &[f32], dst: &mut [f32]) {
+        let (s, ow) = (self.stride, self.ow);
+        for (plane, out) in x
+            .chunks_exact(self.h * self.w)
+            .zip(dst.chunks_exact_mut(self.p()))
+        {
+            for (oy, row) in out.chunks_exact_mut(ow).enumerate() {
+                let line = &plane[oy * s * self.w..];
+                // Whole groups of `s` where the line has them (a loop that vectorises),
+                // then the last input, which may stand alone.
+                let whole = (line.len() / s).min(ow);
+                row[..whole]
+                    .iter_mut()
+                    .zip(line.chunks_exact(s))
+                    .for_each(|(d, group)| *d = group[0]);
+                for (ox, d) in row.iter_mut().enumerate().skip(whole) {
+                    *d = line[ox * s];
+                }
+            }
+        }
+    }
+
     /// Whether the columns can be gathered from the input as it is: no padding, stride 1.
     pub(super) fn reads_input(&self) -> bool {
         self.ph == 0 && self.pw == 0 && self.stride == 1
@@ -170,7 +207,15 @@ impl Geometry {
                     }
                     let row = &mut phases[((a * s + b) * hq + yq) * wq..][..wq];
                     let xq = (first + pw) / s;
-                    for (v, x) in row[xq..].iter_mut().zip(line[first..].iter().step_by(s)) {
+                    // Whole groups of `s` (a loop that vectorises), then the last input,
+                    // which may stand alone.
+                    let (src, dst) = (&line[first..], &mut row[xq..]);
+                    let whole = (src.len() / s).min(dst.len());
+                    dst[..whole]
+                        .iter_mut()
+                        .zip(src.chunks_exact(s))
+                        .for_each(|(v, group)| *v = group[0]);
+                    if let (Some(v), Some(x)) = (dst.get_mut(whole), src.get(whole * s)) {
                         *v = *x;
                     }
                 }
@@ -451,8 +496,17 @@ fn run_image(
     epilogue: &Epilogue,
     parallel: bool,
 ) {
-    let rows = if g.pointwise() { 0 } else { g.kg() };
+    let rows = if g.one_by_one() { 0 } else { g.kg() };
     let tile = tile_len(g, rows);
+    if g.one_by_one() && !g.pointwise() {
+        // A strided 1×1 (ResNet's downsampling shortcut) reads one input in stride²: the
+        // subsampled image is its columns, in place, where padding would copy every input
+        // into stride² phases and gathering would copy one phase again.
+        return with_buffer(&PADDED, g.c * g.p(), |sub| {
+            g.subsample(x, sub);
+            run_tiles(g, w, sub, sub, out, res, epilogue, parallel, tile);
+        });
+    }
     let len = if g.pointwise() || g.reads_input() {
         0
     } else {
@@ -469,7 +523,8 @@ fn run_image(
     });
 }
 
-/// [`run_image`]'s tiles: `xp` is the image as [`Geometry::gather`] reads it.
+/// [`run_image`]'s tiles: `xp` is the image as [`Geometry::gather`] reads it; for a 1×1
+/// convolution `x` holds the columns (`C × OH·OW`).
 #[allow(clippy::too_many_arguments)]
 fn run_tiles(
     g: &Geometry,
@@ -495,7 +550,7 @@ fn run_tiles(
                 rs: p,
                 cs: 1,
             };
-            if g.pointwise() {
+            if g.one_by_one() {
                 let cols = MatRef {
                     data: &x[grp * kg * p + p0..],
                     rows: kg,
@@ -695,6 +750,10 @@ pub(super) mod tests {
             (2, 5, 16, 16, 7, Conv2dConfig::new(1)),
             (5, 6, 7, 7, 4, Conv2dConfig::new(1)),
             (2, 6, 7, 7, 4, Conv2dConfig::new(1).stride(2)),
+            // Strided 1×1 on one image at a time (subsampled in place of gathered).
+            (1, 6, 7, 7, 4, Conv2dConfig::new(1).stride(2)),
+            (2, 4, 30, 29, 5, Conv2dConfig::new(1).stride(2)),
+            (1, 8, 10, 11, 8, Conv2dConfig::new(1).stride(3).groups(4)),
             (2, 112, 20, 20, 16, Conv2dConfig::new(3).padding(1)),
             (3, 4, 3, 3, 5, Conv2dConfig::rect(1, 7).padding_hw(0, 3)),
             (3, 4, 3, 2, 5, Conv2dConfig::rect(1, 7).padding_hw(0, 3)),

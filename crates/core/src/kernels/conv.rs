@@ -143,17 +143,7 @@ impl Geometry {
             .zip(dst.chunks_exact_mut(self.p()))
         {
             for (oy, row) in out.chunks_exact_mut(ow).enumerate() {
-                let line = &plane[oy * s * self.w..];
-                // Whole groups of `s` where the line has them (a loop that vectorises),
-                // then the last input, which may stand alone.
-                let whole = (line.len() / s).min(ow);
-                row[..whole]
-                    .iter_mut()
-                    .zip(line.chunks_exact(s))
-                    .for_each(|(d, group)| *d = group[0]);
-                for (ox, d) in row.iter_mut().enumerate().skip(whole) {
-                    *d = line[ox * s];
-                }
+                super::copy_strided(row, &plane[oy * s * self.w..], s);
             }
         }
     }
@@ -207,17 +197,7 @@ impl Geometry {
                     }
                     let row = &mut phases[((a * s + b) * hq + yq) * wq..][..wq];
                     let xq = (first + pw) / s;
-                    // Whole groups of `s` (a loop that vectorises), then the last input,
-                    // which may stand alone.
-                    let (src, dst) = (&line[first..], &mut row[xq..]);
-                    let whole = (src.len() / s).min(dst.len());
-                    dst[..whole]
-                        .iter_mut()
-                        .zip(src.chunks_exact(s))
-                        .for_each(|(v, group)| *v = group[0]);
-                    if let (Some(v), Some(x)) = (dst.get_mut(whole), src.get(whole * s)) {
-                        *v = *x;
-                    }
+                    super::copy_strided(&mut row[xq..], &line[first..], s);
                 }
             }
         }
@@ -285,7 +265,7 @@ impl Epilogue {
     /// Applies the epilogue to `row`, channel `o`'s values, `res` the residual's values at
     /// the same positions; reads from `src` when given (a scratch row), else in place.
     #[inline(always)]
-    fn row(&self, o: usize, row: &mut [f32], src: Option<&[f32]>, res: Option<&[f32]>) {
+    pub(super) fn row(&self, o: usize, row: &mut [f32], src: Option<&[f32]>, res: Option<&[f32]>) {
         let (s, t) = (
             self.scale.as_ref().map_or(1.0, |s| s[o]),
             self.shift.as_ref().map_or(0.0, |t| t[o]),
@@ -389,10 +369,11 @@ impl Geometry {
         w: &[f32],
         res: Option<&[f32]>,
         epilogue: &Epilogue,
+        winograd: Option<&[f32]>,
     ) -> Vec<f32> {
         let (p, o) = (self.p(), self.o);
         let mut out = super::alloc::zeroed(n * o * p);
-        let per_job = if p >= MIN_COLS {
+        let per_job = if p >= MIN_COLS || winograd.is_some() {
             1
         } else {
             MIN_COLS.div_ceil(p)
@@ -403,7 +384,9 @@ impl Geometry {
             let images = out.len() / out_len;
             let x = &x[b0 * in_len..][..images * in_len];
             let res = res.map(|r| &r[b0 * out_len..][..images * out_len]);
-            if images == 1 {
+            if let Some(u) = winograd {
+                super::winograd::run_image(self, u, x, out, res, epilogue, parallel);
+            } else if images == 1 {
                 run_image(self, w, x, out, res, epilogue, parallel);
             } else {
                 run_images(self, w, x, images, out, res, epilogue, parallel);
@@ -435,6 +418,7 @@ struct ConvForward<'a> {
     g: Geometry,
     weight: &'a Tensor,
     epilogue: &'a Epilogue,
+    winograd: Option<&'a super::winograd::Cache>,
 }
 
 pub(super) fn cpu_f32<'a>(storage: &'a Storage, layout: &Layout, what: &str) -> Result<&'a [f32]> {
@@ -468,7 +452,11 @@ impl CustomOp1 for ConvForward<'_> {
         if w.len() != o * g.kg() || res.is_some_and(|r| r.len() != n * o * p) {
             candle_core::bail!("conv2d: weight or residual of the wrong size")
         }
-        let out = g.forward(x, n, w, res, self.epilogue);
+        let u = self
+            .winograd
+            .filter(|_| super::winograd::applies(&g))
+            .map(|cache| cache.get(self.weight.id(), w, o, g.c));
+        let out = g.forward(x, n, w, res, self.epilogue, u.as_deref());
         Ok((CpuStorage::F32(out), Shape::from((n, o, g.oh, g.ow))))
     }
 }
@@ -639,12 +627,14 @@ fn run_images(
 }
 
 /// `epilogue(conv(x, weight))` for an f32 CPU input `[N, C, H, W]` and weight
-/// `[O, C/groups, kh, kw]` (the bias, if any, is the epilogue's shift).
+/// `[O, C/groups, kh, kw]` (the bias, if any, is the epilogue's shift); with a `winograd`
+/// cache, a convolution that [`super::winograd::applies`] runs as F(2×2, 3×3).
 pub(crate) fn conv2d(
     x: &Tensor,
     weight: &Tensor,
     cfg: &Conv2dConfig,
     epilogue: &Epilogue,
+    winograd: Option<&super::winograd::Cache>,
 ) -> Result<Tensor> {
     let (_, c, h, w) = x.dims4()?;
     let (o, cg, kh, kw) = weight.dims4()?;
@@ -679,6 +669,7 @@ pub(crate) fn conv2d(
         g,
         weight: &weight,
         epilogue,
+        winograd,
     })
 }
 
@@ -812,7 +803,9 @@ pub(super) mod tests {
                 },
             ];
             for e in &epilogues {
-                let got: Vec<f32> = conv2d(&x, &weight, &cfg, e)?.flatten_all()?.to_vec1()?;
+                let got: Vec<f32> = conv2d(&x, &weight, &cfg, e, None)?
+                    .flatten_all()?
+                    .to_vec1()?;
                 let want = naive(&xs, n, &g, &ws, e, e.residual.as_ref().map(|_| &res[..]));
                 let scale = want.iter().fold(1f32, |m, v| m.max(v.abs()));
                 for (i, (a, b)) in got.iter().zip(&want).enumerate() {

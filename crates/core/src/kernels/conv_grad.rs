@@ -69,6 +69,7 @@ impl ConvTrain {
             f32_slice("conv2d", w.0, w.1, "weight")?,
             None,
             &epilogue,
+            None,
         );
         Ok((CpuStorage::F32(out), Shape::from((n, g.o, g.oh, g.ow))))
     }

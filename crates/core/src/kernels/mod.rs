@@ -17,6 +17,7 @@ pub(crate) mod conv;
 pub(crate) mod conv_grad;
 pub(crate) mod gemm;
 pub(crate) mod norm;
+pub(crate) mod winograd;
 
 use candle_core::{CpuStorage, Layout, Result};
 
@@ -35,6 +36,21 @@ pub(crate) fn f32_slice<'a>(
         candle_core::bail!("{op}: the {what} must be contiguous")
     };
     Ok(&data[start..end])
+}
+
+/// `dst[k] = src[k·s]` for every `k` both reach: whole groups of `s` in a loop that
+/// vectorises (the first of each group), then the last input, which may stand alone.
+#[inline(always)]
+pub(crate) fn copy_strided(dst: &mut [f32], src: &[f32], s: usize) {
+    let n = dst.len().min(src.len().div_ceil(s));
+    let whole = (src.len() / s).min(n);
+    dst[..whole]
+        .iter_mut()
+        .zip(src.chunks_exact(s))
+        .for_each(|(d, group)| *d = group[0]);
+    for (k, d) in dst[..n].iter_mut().enumerate().skip(whole) {
+        *d = src[k * s];
+    }
 }
 
 /// Whether the CPU has the AVX-512 subsets [`wide!`] compiles for (cached by `std`).

@@ -118,6 +118,8 @@ pub struct Conv2d {
     weight: Tensor,
     bias: Option<Tensor>,
     config: Conv2dConfig,
+    /// The weight transformed for the inference kernel's F(2×2, 3×3), made on first use.
+    winograd: kernels::winograd::Cache,
 }
 
 impl Conv2d {
@@ -167,6 +169,7 @@ impl Conv2d {
             weight,
             bias,
             config,
+            winograd: Default::default(),
         })
     }
 
@@ -176,6 +179,7 @@ impl Conv2d {
             weight,
             bias,
             config,
+            winograd: Default::default(),
         }
     }
 
@@ -209,7 +213,13 @@ impl Conv2d {
     /// gradients, BatchNorm in evaluation); with the ordinary operations otherwise.
     fn forward_fused(&self, x: &Tensor, tail: Tail<'_>, train: bool) -> Result<Tensor> {
         if let Some(epilogue) = self.epilogue(x, &tail, train)? {
-            return kernels::conv::conv2d(x, &self.weight, &self.config, &epilogue);
+            return kernels::conv::conv2d(
+                x,
+                &self.weight,
+                &self.config,
+                &epilogue,
+                Some(&self.winograd),
+            );
         }
         // Without a norm, a ReLU is fused into the training convolution where it runs.
         let fuse_relu = tail.norm.is_none() && tail.act == Activation::Relu;

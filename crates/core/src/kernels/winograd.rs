@@ -1,0 +1,452 @@
+//! Winograd's minimal filtering F(2×2, 3×3) for 3×3 stride-1 convolutions, after Lavin &
+//! Gray, "Fast Algorithms for Convolutional Neural Networks" (CVPR 2016), §4.
+//!
+//! Each 2×2 block of outputs ("tile") is computed from the 4×4 input patch under it with 16
+//! products per input and output channel where the direct convolution needs 36:
+//! `Y = Aᵀ [(G g Gᵀ) ⊙ (Bᵀ d B)] A`. Summed over input channels, the 16 element-wise
+//! products become 16 matrix products `M[e] = V[e]ᵀ · U[e]` (`tiles × O`), `U[e]` the
+//! transformed weight (`C × O`, computed once per layer) and `V[e]` the transformed input
+//! (`C × tiles`), so
+//! that a convolution costs 16·O·C·tiles multiply-adds instead of 9·O·C·H·W: 2.25 times
+//! fewer where the map is even-sized and large, plus two cheap linear transforms.
+//!
+//! The transforms' coefficients are 0, ±1 and ±½, so the input and output transforms are
+//! additions; the results differ from the direct sum by rounding only (measured against an
+//! f64 reference in the tests, and on whole networks by the parity tests, which run this
+//! path).
+//!
+//! Used by the inference convolution (`conv.rs`) for one image at a time, for 3×3 kernels
+//! with stride 1, no dilation, one group, and maps wide enough that the tiles fill the
+//! matrix kernel (see [`applies`]).
+
+use super::conv::{Epilogue, Geometry, with_buffer};
+use super::gemm::{MatMut, MatRef, matmul};
+use candle_core::TensorId;
+use std::borrow::Cow;
+use std::cell::RefCell;
+use std::sync::{Arc, OnceLock};
+
+/// Whether F(2×2, 3×3) runs `g`: a 3×3 stride-1 convolution without dilation or groups,
+/// with enough channels that the transforms cost little beside the products (32 in and
+/// out), and at least 16 tiles (a 7×7 map, which F(2×2, 3×3) covers as 8×8 and still runs
+/// in 0.58 of the direct kernel's time at 512 channels; below, the products are too thin
+/// for the matrix kernel).
+pub(crate) fn applies(g: &Geometry) -> bool {
+    let tiles = g.oh.div_ceil(2) * g.ow.div_ceil(2);
+    g.kh == 3
+        && g.kw == 3
+        && g.stride == 1
+        && g.dilation == 1
+        && g.groups == 1
+        && g.c >= 32
+        && g.o >= 32
+        && tiles >= 16
+}
+
+/// `U = G g Gᵀ` for every output and input channel of `w` (`O × C × 3 × 3`), as
+/// `[16][C][O]`: element `e = 4i + j` of each 4×4 transform is the right operand of
+/// product `e`. Computed in f64 and rounded once.
+pub(crate) fn transform_weights(w: &[f32], o: usize, c: usize) -> Vec<f32> {
+    const G: [[f64; 3]; 4] = [
+        [1.0, 0.0, 0.0],
+        [0.5, 0.5, 0.5],
+        [0.5, -0.5, 0.5],
+        [0.0, 0.0, 1.0],
+    ];
+    let mut u = vec![0f32; 16 * o * c];
+    for (oc, k) in w.chunks_exact(9).enumerate() {
+        // G·g (4×3), then (G·g)·Gᵀ (4×4).
+        let mut gg = [[0f64; 3]; 4];
+        for (i, row) in gg.iter_mut().enumerate() {
+            for (j, v) in row.iter_mut().enumerate() {
+                *v = (0..3).map(|t| G[i][t] * f64::from(k[t * 3 + j])).sum();
+            }
+        }
+        for i in 0..4 {
+            for j in 0..4 {
+                let v: f64 = (0..3).map(|t| gg[i][t] * G[j][t]).sum();
+                let (oi, ci) = (oc / c, oc % c);
+                u[(i * 4 + j) * o * c + ci * o + oi] = v as f32;
+            }
+        }
+    }
+    u
+}
+
+/// A layer's transformed weights, computed on its first use by the kernel and shared by
+/// its clones. The weights the kernel sees never change under it (the fused path runs only
+/// for tensors that are not variables), and the entry names the tensor it was made from.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Cache(Arc<OnceLock<(TensorId, Vec<f32>)>>);
+
+impl Cache {
+    /// The transform of `w` (`O × C × 3 × 3`, the tensor `id`), from the cache when it
+    /// holds this tensor's.
+    pub(crate) fn get(&self, id: TensorId, w: &[f32], o: usize, c: usize) -> Cow<'_, [f32]> {
+        let (cached, u) = self.0.get_or_init(|| (id, transform_weights(w, o, c)));
+        if *cached == id {
+            Cow::Borrowed(u)
+        } else {
+            Cow::Owned(transform_weights(w, o, c))
+        }
+    }
+}
+
+thread_local! {
+    /// The input split into even and odd columns, the transformed input `V`, and the
+    /// products `M`, per thread.
+    static SPLIT: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
+    static V: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
+    static M: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Bytes of `V` and `M` a band of tile rows aims to keep in L2.
+const BAND_BYTES: usize = 1 << 20;
+
+/// `epilogue(conv(x, w))` for one image: `x` is `C × H × W`, `u` the
+/// [`transform_weights`] of the layer, `out` `O × OH × OW`, `res` the residual's values
+/// for this image (if any).
+pub(crate) fn run_image(
+    g: &Geometry,
+    u: &[f32],
+    x: &[f32],
+    out: &mut [f32],
+    res: Option<&[f32]>,
+    epilogue: &Epilogue,
+    parallel: bool,
+) {
+    run_bands(g, u, x, out, (res, epilogue), parallel, BAND_BYTES);
+}
+
+/// [`run_image`] in bands of tile rows whose `V` and `M` take about `band_bytes`.
+fn run_bands(
+    g: &Geometry,
+    u: &[f32],
+    x: &[f32],
+    out: &mut [f32],
+    (res, epilogue): (Option<&[f32]>, &Epilogue),
+    parallel: bool,
+    band_bytes: usize,
+) {
+    let (c, o) = (g.c, g.o);
+    let (th, tw) = (g.oh.div_ceil(2), g.ow.div_ceil(2));
+    // Padded rows 0..2·th + 2, each split into even and odd columns (tw + 1 of each), so
+    // that every tap of a row of tiles is a contiguous run.
+    let (rows, half) = (2 * th + 2, tw + 1);
+    let band = (band_bytes / (16 * (c + o) * tw * 4)).clamp(1, th);
+    // `LANES` elements of slack after the planes and after each element's `V`: the input
+    // transform reads and writes whole vectors past the last tile of a row.
+    with_buffer(&SPLIT, c * rows * 2 * half + LANES, |split| {
+        let geometry = (g.h, g.w, g.ph, g.pw, rows, half);
+        super::wide!(split_input, x: &[f32], split: &mut [f32], geometry: Geom6);
+        let mut ty0 = 0;
+        while ty0 < th {
+            let ty1 = (ty0 + band).min(th);
+            let tiles = (ty1 - ty0) * tw;
+            let stride = c * tiles + LANES;
+            with_buffer(&V, 16 * stride, |v| {
+                let band_rows = (ty0, ty1, tw, rows, half, c);
+                super::wide!(
+                    transform_input,
+                    split: &[f32],
+                    v: &mut [f32],
+                    band_rows: Geom6,
+                );
+                with_buffer(&M, 16 * o * tiles, |m| {
+                    // M[e] = V[e]ᵀ · U[e], `tiles × O`: the channels, a multiple of 16
+                    // where it matters, run along the kernel's vectors, the tiles (as
+                    // few as 16) along its short side.
+                    for e in 0..16 {
+                        matmul(
+                            MatMut::row_major(&mut m[e * tiles * o..][..tiles * o], tiles, o),
+                            MatRef::row_major(&v[e * stride..][..c * tiles], c, tiles).t(),
+                            MatRef::row_major(&u[e * c * o..][..c * o], c, o),
+                            false,
+                            parallel,
+                        );
+                    }
+                    let band_out = (ty0, ty1, tw, g.oh, g.ow);
+                    super::wide!(
+                        transform_output,
+                        m: &[f32],
+                        out: &mut [f32],
+                        band_out: Geom5,
+                        res: Option<&[f32]>,
+                        epilogue: &Epilogue,
+                    );
+                });
+            });
+            ty0 = ty1;
+        }
+    });
+}
+
+type Geom5 = (usize, usize, usize, usize, usize);
+type Geom6 = (usize, usize, usize, usize, usize, usize);
+
+/// Pads each input plane (`h × w`, padding `ph`, `pw`) to `rows` rows and splits every
+/// padded row into its `half` even then `half` odd columns.
+#[inline(always)]
+fn split_input(x: &[f32], split: &mut [f32], (h, w, ph, pw, rows, half): Geom6) {
+    split.fill(0.0);
+    for (plane, dst) in x.chunks_exact(h * w).zip(split.chunks_mut(rows * 2 * half)) {
+        for (y, line) in plane.chunks_exact(w).enumerate() {
+            let Some(row) = dst.get_mut((y + ph) * 2 * half..(y + ph + 1) * 2 * half) else {
+                break; // below the last row of tiles: read by no output
+            };
+            let (even, odd) = row.split_at_mut(half);
+            // Padded column X = x + pw lands in phase X % 2 at X / 2: every other input
+            // from the first whose column is even, the rest from the next.
+            let first = pw % 2;
+            super::copy_strided(&mut even[(first + pw) / 2..], &line[first..], 2);
+            if let Some(rest) = line.get(1 - first..) {
+                super::copy_strided(&mut odd[(1 - first + pw) / 2..], rest, 2);
+            }
+        }
+    }
+}
+
+/// Tiles transformed together: one AVX-512 vector of each of the 16 elements.
+const LANES: usize = 16;
+type Lanes = [f32; LANES];
+
+/// `n ≤ LANES` values of `s` from `at`, zero beyond.
+#[inline(always)]
+fn load(s: &[f32], at: usize, n: usize) -> Lanes {
+    let mut v = [0.0; LANES];
+    if n == LANES {
+        v.copy_from_slice(&s[at..at + LANES]);
+    } else {
+        v[..n].copy_from_slice(&s[at..at + n]);
+    }
+    v
+}
+
+// Plain loops over the lanes, not `array::from_fn`, whose closures are not always inlined
+// into the AVX-512 copy.
+#[inline(always)]
+fn sub(a: &Lanes, b: &Lanes) -> Lanes {
+    let mut r = [0.0; LANES];
+    for ((r, a), b) in r.iter_mut().zip(a).zip(b) {
+        *r = a - b;
+    }
+    r
+}
+
+#[inline(always)]
+fn add(a: &Lanes, b: &Lanes) -> Lanes {
+    let mut r = [0.0; LANES];
+    for ((r, a), b) in r.iter_mut().zip(a).zip(b) {
+        *r = a + b;
+    }
+    r
+}
+
+/// `Bᵀ x B` along one axis: `x0 − x2, x1 + x2, x2 − x1, x1 − x3`.
+#[inline(always)]
+fn bt(x: [&Lanes; 4]) -> [Lanes; 4] {
+    [
+        sub(x[0], x[2]),
+        add(x[1], x[2]),
+        sub(x[2], x[1]),
+        sub(x[1], x[3]),
+    ]
+}
+
+/// `Aᵀ x` along one axis: `x0 + x1 + x2, x1 − x2 − x3`.
+#[inline(always)]
+fn at(x: [&Lanes; 4]) -> [Lanes; 2] {
+    [add(&add(x[0], x[1]), x[2]), sub(&sub(x[1], x[2]), x[3])]
+}
+
+/// `V = Bᵀ d B` for the tiles of rows `ty0..ty1` (`tw` per row) of the `c` channels of
+/// `split`, into `v` as `[16][C][tiles]` (each element's matrix followed by `LANES` of
+/// slack), `LANES` tiles at a time. A row's last vector may run past its tiles: the extra
+/// lanes read the next padded row (or the slack after the planes) and land on tiles
+/// written after them (the next row, the next channel) or in the slack.
+#[inline(always)]
+fn transform_input(split: &[f32], v: &mut [f32], (ty0, ty1, tw, rows, half, c): Geom6) {
+    let tiles = (ty1 - ty0) * tw;
+    let stride = c * tiles + LANES;
+    let vector = |s: &[f32], at: usize| -> Lanes {
+        let mut l = [0.0; LANES];
+        l.copy_from_slice(&s[at..at + LANES]);
+        l
+    };
+    for ch in 0..c {
+        let plane = ch * rows * 2 * half;
+        for ty in ty0..ty1 {
+            let at0 = ch * tiles + (ty - ty0) * tw;
+            for tx in (0..tw).step_by(LANES) {
+                // Patch element (k, j) of tile tx is padded row 2·ty + k, column 2·tx + j:
+                // even column tx + j/2 for even j, odd for odd j.
+                let mut d = [[[0f32; LANES]; 4]; 4];
+                for (k, d) in d.iter_mut().enumerate() {
+                    let r = plane + (2 * ty + k) * 2 * half + tx;
+                    *d = [
+                        vector(split, r),
+                        vector(split, r + half),
+                        vector(split, r + 1),
+                        vector(split, r + half + 1),
+                    ];
+                }
+                // Bᵀ d over rows, for each column j; then B over columns.
+                let mut cols = [[[0f32; LANES]; 4]; 4];
+                for (j, col) in cols.iter_mut().enumerate() {
+                    *col = bt([&d[0][j], &d[1][j], &d[2][j], &d[3][j]]);
+                }
+                // `i` picks the same row of four arrays.
+                #[allow(clippy::needless_range_loop)]
+                for i in 0..4 {
+                    let e = bt([&cols[0][i], &cols[1][i], &cols[2][i], &cols[3][i]]);
+                    for (j, e) in e.iter().enumerate() {
+                        let at = (4 * i + j) * stride + at0 + tx;
+                        v[at..at + LANES].copy_from_slice(e);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// `Y = Aᵀ M A` for the tiles of rows `ty0..ty1` from `m` (`[16][tiles][O]`), `LANES`
+/// channels at a time, written to the output pixels they cover (cropped to `oh × ow`);
+/// then the epilogue over those rows.
+#[inline(always)]
+fn transform_output(
+    m: &[f32],
+    out: &mut [f32],
+    (ty0, ty1, tw, oh, ow): Geom5,
+    res: Option<&[f32]>,
+    epilogue: &Epilogue,
+) {
+    let tiles = (ty1 - ty0) * tw;
+    let o = m.len() / (16 * tiles);
+    let p = oh * ow;
+    for ty in ty0..ty1 {
+        for tx in 0..tw {
+            let t = (ty - ty0) * tw + tx;
+            for o0 in (0..o).step_by(LANES) {
+                let n = LANES.min(o - o0);
+                let mut e = [[0f32; LANES]; 16];
+                for (k, e) in e.iter_mut().enumerate() {
+                    *e = load(m, (k * tiles + t) * o + o0, n);
+                }
+                // Aᵀ M over rows, for each column j; then A over columns.
+                let mut s = [[[0f32; LANES]; 2]; 4];
+                for (j, s) in s.iter_mut().enumerate() {
+                    *s = at([&e[j], &e[4 + j], &e[8 + j], &e[12 + j]]);
+                }
+                // `r` picks the same row of four arrays.
+                #[allow(clippy::needless_range_loop)]
+                for r in 0..2 {
+                    let y = 2 * ty + r;
+                    if y >= oh {
+                        continue;
+                    }
+                    let [v0, v1] = at([&s[0][r], &s[1][r], &s[2][r], &s[3][r]]);
+                    let x = 2 * tx;
+                    for l in 0..n {
+                        let at = (o0 + l) * p + y * ow + x;
+                        out[at] = v0[l];
+                        if x + 1 < ow {
+                            out[at + 1] = v1[l];
+                        }
+                    }
+                }
+            }
+        }
+    }
+    let (y0, y1) = (2 * ty0, (2 * ty1).min(oh));
+    for ch in 0..o {
+        let span = ch * p + y0 * ow..ch * p + y1 * ow;
+        epilogue.row(ch, &mut out[span.clone()], None, res.map(|r| &r[span]));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::conv::tests::values;
+    use super::*;
+    use crate::layers::{Activation, Conv2dConfig};
+
+    /// The direct convolution in f64.
+    fn naive(x: &[f32], g: &Geometry, w: &[f32]) -> Vec<f64> {
+        let mut y = vec![0f64; g.o * g.p()];
+        for o in 0..g.o {
+            for oy in 0..g.oh {
+                for ox in 0..g.ow {
+                    let mut acc = 0f64;
+                    for c in 0..g.c {
+                        for i in 0..3 {
+                            for j in 0..3 {
+                                let (yy, xx) = (
+                                    (oy + i) as isize - g.ph as isize,
+                                    (ox + j) as isize - g.pw as isize,
+                                );
+                                if yy >= 0 && xx >= 0 && (yy as usize) < g.h && (xx as usize) < g.w
+                                {
+                                    acc +=
+                                        f64::from(x[(c * g.h + yy as usize) * g.w + xx as usize])
+                                            * f64::from(w[((o * g.c + c) * 3 + i) * 3 + j]);
+                                }
+                            }
+                        }
+                    }
+                    y[o * g.p() + oy * g.ow + ox] = acc;
+                }
+            }
+        }
+        y
+    }
+
+    #[test]
+    fn winograd_matches_the_direct_convolution() {
+        // Even and odd maps, paddings 0, 1 and 2, bands of one tile row and of several,
+        // with an epilogue and a residual.
+        for (k, (c, h, w, o, pad)) in [
+            (32, 14, 14, 40, 1),
+            (33, 13, 17, 32, 1),
+            (32, 16, 15, 48, 0),
+            (40, 12, 13, 32, 2),
+            (64, 57, 9, 32, 1),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let cfg = Conv2dConfig::new(3).padding(pad);
+            let g = Geometry::new(c, h, w, o, &cfg).unwrap();
+            assert!(
+                applies(&g) || g.oh.div_ceil(2) * g.ow.div_ceil(2) < 40,
+                "case {k}"
+            );
+            let x = values(c * h * w, k);
+            let wt = values(o * c * 9, k + 10);
+            let res = values(o * g.p(), k + 20);
+            let e = Epilogue {
+                scale: Some(values(o, k + 30)),
+                shift: Some(values(o, k + 40)),
+                act: Some(Activation::Relu),
+                residual: None,
+                act_after: Some(Activation::Relu),
+            };
+            let u = transform_weights(&wt, o, c);
+            let want = naive(&x, &g, &wt);
+            // One band, and bands of one and of three tile rows.
+            for band_bytes in [BAND_BYTES, 1, 3 * 16 * (c + o) * g.ow.div_ceil(2) * 4] {
+                let mut out = vec![f32::NAN; o * g.p()];
+                run_bands(&g, &u, &x, &mut out, (Some(&res), &e), false, band_bytes);
+                let scale = want.iter().fold(1f64, |m, v| m.max(v.abs()));
+                for (i, (got, y)) in out.iter().zip(&want).enumerate() {
+                    let ch = i / g.p();
+                    let (s, t) = (e.scale.as_ref().unwrap()[ch], e.shift.as_ref().unwrap()[ch]);
+                    let y = ((*y as f32 * s + t).max(0.0) + res[i]).max(0.0);
+                    assert!(
+                        (got - y).abs() <= 2e-6 * scale as f32 * s.abs().max(1.0),
+                        "case {k} ({c}, {h}×{w}, {o}, pad {pad}), band {band_bytes}: [{i}] {got} vs {y}"
+                    );
+                }
+            }
+        }
+    }
+}

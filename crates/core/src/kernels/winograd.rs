@@ -76,8 +76,16 @@ pub(crate) fn transform_weights(w: &[f32], o: usize, c: usize) -> Vec<f32> {
 /// A layer's transformed weights, computed on its first use by the kernel and shared by
 /// its clones. The weights the kernel sees never change under it (the fused path runs only
 /// for tensors that are not variables), and the entry names the tensor it was made from.
-#[derive(Debug, Clone, Default)]
+#[derive(Clone, Default)]
 pub(crate) struct Cache(Arc<OnceLock<(TensorId, Vec<f32>)>>);
+
+impl std::fmt::Debug for Cache {
+    /// Whether the transform is made, not its (weight-sized) values.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let made = self.0.get().map(|(_, u)| u.len());
+        f.debug_struct("winograd::Cache").field("values", &made).finish()
+    }
+}
 
 impl Cache {
     /// The transform of `w` (`O × C × 3 × 3`, the tensor `id`), from the cache when it

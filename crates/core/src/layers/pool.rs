@@ -1045,7 +1045,7 @@ mod tests {
                 assert_eq!(
                     bits(&scan),
                     bits(&fast),
-                    "{reduce:?} {k:?} {s:?} {p:?} {ceil}"
+                    "{reduce:?} {h}×{w} {k:?} {s:?} {p:?} {ceil}"
                 );
             }
         }

@@ -15,13 +15,14 @@ use anyhow::{Context, Result, bail};
 use candle_core::{DType, Device, Tensor};
 use candle_nn::{VarBuilder, VarMap};
 use convnets_core::Classifier;
+use convnets_core::layers::{Activation, Conv2d, Conv2dConfig};
 use convnets_inception::{GoogLeNetConfig, Inception, InceptionV3Config};
 use convnets_lenet::LeNet5;
 use convnets_resnet::{ResNet, ResNetConfig};
 use convnets_train::{Criterion, OptimizerConfig};
 
 const USAGE: &str = "\
-usage: cargo xtask bench [infer|train|gemm|lenet-train] [options]
+usage: cargo xtask bench [infer|train|gemm|lenet-train|layers] [options]
 
   (none)        gemm, infer and train, one after the other
   gemm          the machine's f32 matrix-product GFLOP/s (2048³): the limit
@@ -30,6 +31,9 @@ usage: cargo xtask bench [infer|train|gemm|lenet-train] [options]
   train         training steps: LeNet-5 (modern, classic; batch 64) and the CIFAR ResNet-20
                 and -56 (batch 128), against PyTorch
   lenet-train   the LeNet-5 rows of `train` only
+  layers        the 3×3 convolutions of ResNet-50, VGG-16 and AlexNet one by one, one image
+                on one thread: the direct kernel beside the default (Winograd F(2×2, 3×3)
+                where it applies), ms and GFLOP/s counted as the direct sum
 
 options:
   --models a,b,..   a subset (infer: resnet50 resnet18 vgg16 alexnet googlenet inception_v3
@@ -110,7 +114,7 @@ fn parse(args: &[String]) -> Result<Options> {
 
 pub fn run(args: &[String]) -> Result<()> {
     let (what, rest) = match args.first().map(String::as_str) {
-        Some(w @ ("infer" | "train" | "gemm" | "lenet-train")) => (w, &args[1..]),
+        Some(w @ ("infer" | "train" | "gemm" | "lenet-train" | "layers")) => (w, &args[1..]),
         Some("-h" | "--help" | "help") => {
             print!("{USAGE}");
             return Ok(());
@@ -130,6 +134,7 @@ pub fn run(args: &[String]) -> Result<()> {
     println!("{}\n", env.describe());
     match what {
         "gemm" => gemm(&env, &o).map(drop),
+        "layers" => layers(&env, &o),
         "infer" => infer(&env, &o, None),
         "train" => train(&env, &o),
         "lenet-train" => train(
@@ -289,6 +294,88 @@ fn gemm(env: &Env, o: &Options) -> Result<f64> {
         b.map_or("-".into(), |b| format!("{b:.0}"))
     );
     Ok(a.max(b.unwrap_or(0.0)))
+}
+
+/// The 3×3 convolutions `layers` times: name, input channels, map size, output channels,
+/// stride, how many the network has.
+const LAYERS: &[(&str, usize, usize, usize, usize, usize)] = &[
+    ("ResNet-50 stage 1", 64, 56, 64, 1, 3),
+    ("ResNet-50 stage 2, first", 128, 56, 128, 2, 1),
+    ("ResNet-50 stage 2", 128, 28, 128, 1, 3),
+    ("ResNet-50 stage 3, first", 256, 28, 256, 2, 1),
+    ("ResNet-50 stage 3", 256, 14, 256, 1, 5),
+    ("ResNet-50 stage 4, first", 512, 14, 512, 2, 1),
+    ("ResNet-50 stage 4", 512, 7, 512, 1, 2),
+    ("VGG-16 conv1_2", 64, 224, 64, 1, 1),
+    ("VGG-16 conv2_2", 128, 112, 128, 1, 1),
+    ("VGG-16 conv3_2", 256, 56, 256, 1, 2),
+    ("VGG-16 conv4_2", 512, 28, 512, 1, 2),
+    ("VGG-16 conv5_2", 512, 14, 512, 1, 3),
+    ("AlexNet conv3", 192, 13, 384, 1, 1),
+    ("AlexNet conv4", 384, 13, 256, 1, 1),
+    ("AlexNet conv5", 256, 13, 256, 1, 1),
+];
+
+/// Per-layer times of the direct and the default kernel, medians over the rounds.
+fn layers(env: &Env, o: &Options) -> Result<()> {
+    let seconds = (o.seconds / 4.0).to_string();
+    let mut runs = Vec::new();
+    for _ in 0..o.rounds {
+        let v = measure(env.worker(&["layers", &seconds], 1))?;
+        let ms: Vec<(f64, f64)> = v
+            .as_array()
+            .context("layers: expected a list")?
+            .iter()
+            .map(|l| Ok((field(l, "direct_ms")?, field(l, "default_ms")?)))
+            .collect::<Result<_>>()?;
+        runs.push(ms);
+    }
+    println!("3×3 convolutions, one image, 1 thread, f32, BatchNorm folded, with ReLU (median of {} rounds)
+", o.rounds);
+    println!(
+        "| layer | C → O | map | stride | direct ms | default ms | direct GFLOP/s | default GFLOP/s | speed-up |"
+    );
+    println!("|---|---|---|---|---|---|---|---|---|");
+    for (i, &(name, c, h, out, s, _)) in LAYERS.iter().enumerate() {
+        let direct = median(&runs.iter().map(|r| r[i].0).collect::<Vec<_>>());
+        let fast = median(&runs.iter().map(|r| r[i].1).collect::<Vec<_>>());
+        let oh = (h + 2 - 3) / s + 1;
+        let gflop = 2.0 * (out * c * 9 * oh * oh) as f64 / 1e9;
+        println!(
+            "| {name} | {c} → {out} | {h}×{h} | {s} | {direct:.3} | {fast:.3} | {:.0} | {:.0} | {:.2}× |",
+            gflop / direct * 1e3,
+            gflop / fast * 1e3,
+            direct / fast
+        );
+    }
+    println!();
+    Ok(())
+}
+
+/// The worker side of `layers`: each layer's direct and default kernel, alternately.
+fn layer_times(seconds: f64) -> Result<serde_json::Value> {
+    let dev = Device::Cpu;
+    let mut rows = Vec::new();
+    for &(_, c, h, o, s, _) in LAYERS {
+        let weight = Tensor::randn(0f32, 0.05, (o, c, 3, 3), &dev)?;
+        let bias = Tensor::randn(0f32, 0.05, o, &dev)?;
+        let cfg = Conv2dConfig::new(3).stride(s).padding(1);
+        let fast = Conv2d::from_parts(weight, Some(bias), cfg);
+        let direct = fast.clone().without_winograd();
+        let x = Tensor::randn(0f32, 1.0, (1, c, h, h), &dev)?;
+        let (mut d, mut f) = (Vec::new(), Vec::new());
+        for _ in 0..3 {
+            for (conv, times) in [(&direct, &mut d), (&fast, &mut f)] {
+                let calls = rate(seconds / 3.0, || {
+                    conv.forward_act(&x, Activation::Relu)?;
+                    Ok(())
+                })?;
+                times.push(1e3 / calls);
+            }
+        }
+        rows.push(serde_json::json!({ "direct_ms": median(&d), "default_ms": median(&f) }));
+    }
+    Ok(serde_json::Value::Array(rows))
 }
 
 fn infer(env: &Env, o: &Options, limit: Option<f64>) -> Result<()> {
@@ -478,6 +565,7 @@ pub fn worker(args: &[String]) -> Result<()> {
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let v = match args.as_slice() {
         ["gemm"] => serde_json::json!({ "impl": "candle", "gflops": gemm_rate()? }),
+        ["layers", seconds] => layer_times(seconds.parse()?)?,
         ["infer", model, batch, seconds] => {
             let ips = infer_rate(model, batch.parse()?, seconds.parse()?)?;
             serde_json::json!({ "impl": "convnets", "images_per_sec": ips })
@@ -487,7 +575,7 @@ pub fn worker(args: &[String]) -> Result<()> {
             serde_json::json!({ "impl": "convnets", "images_per_sec": ips })
         }
         _ => bail!(
-            "bench-worker gemm | infer <model> <batch> <seconds> | train <model> <batch> <seconds>"
+            "bench-worker gemm | layers <seconds> | infer <model> <batch> <seconds> | train <model> <batch> <seconds>"
         ),
     };
     println!("{v}");

@@ -412,3 +412,47 @@ fn pooling_refuses_bad_geometry_with_a_message() {
         .unwrap_err();
     assert!(err.to_string().contains("[N, C, H, W]"), "{err}");
 }
+
+/// A 3×3 stride-1 convolution with 32 channels and more runs as Winograd's F(2×2, 3×3) on
+/// the CPU: within rounding of the direct sum (and not equal to it, or the fast path did not
+/// run); `without_winograd` gives the direct sum, and BatchNorm folding keeps that choice.
+#[test]
+fn winograd_is_the_direct_sum_within_rounding_and_can_be_declined() -> Result<()> {
+    let dev = Device::Cpu;
+    let (c, o) = (32, 40);
+    let cfg = Conv2dConfig::new(3).padding(1);
+    let weight = procedural::tensor("w", &[o, c, 3, 3], -0.1, 0.1, &dev)?;
+    let bias = procedural::tensor("b", &[o], -0.1, 0.1, &dev)?;
+    let x = procedural::tensor("x", &[2, c, 12, 11], -1.0, 1.0, &dev)?;
+    let fast = Conv2d::from_parts(weight.clone(), Some(bias.clone()), cfg);
+    let direct = fast.clone().without_winograd();
+    let (a, b) = (fast.forward(&x)?, direct.forward(&x)?);
+    let diff = (&a - &b)?.abs()?.max_all()?.to_scalar::<f32>()?;
+    let scale = b.abs()?.max_all()?.to_scalar::<f32>()?;
+    assert!(diff > 0.0, "the Winograd path did not run");
+    assert!(diff <= 1e-5 * scale, "{diff} against {scale}");
+
+    let stats = |name: &str, lo, hi| procedural::tensor(name, &[o], lo, hi, &dev);
+    let tensors = HashMap::from([
+        ("weight".to_string(), stats("g", 0.5, 1.5)?),
+        ("bias".to_string(), stats("beta", -0.5, 0.5)?),
+        ("running_mean".to_string(), stats("mu", -0.5, 0.5)?),
+        ("running_var".to_string(), stats("var", 0.5, 2.0)?),
+    ]);
+    let norm = BatchNorm2d::new(
+        o,
+        BatchNormConfig::new(),
+        VarBuilder::from_tensors(tensors, DType::F32, &dev),
+    )?;
+    let mut block = ConvNormAct::from_parts(direct, Some(norm), Activation::Relu);
+    block.fold_batch_norm()?;
+    let folded = block.conv();
+    let plain = Conv2d::from_parts(folded.weight().clone(), folded.bias().cloned(), cfg);
+    let want = plain.without_winograd().forward_act(&x, Activation::Relu)?;
+    let got = block.forward_t(&x, false)?;
+    assert_eq!(
+        got.flatten_all()?.to_vec1::<f32>()?,
+        want.flatten_all()?.to_vec1::<f32>()?
+    );
+    Ok(())
+}

@@ -83,7 +83,9 @@ impl std::fmt::Debug for Cache {
     /// Whether the transform is made, not its (weight-sized) values.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let made = self.0.get().map(|(_, u)| u.len());
-        f.debug_struct("winograd::Cache").field("values", &made).finish()
+        f.debug_struct("winograd::Cache")
+            .field("values", &made)
+            .finish()
     }
 }
 
@@ -110,6 +112,8 @@ thread_local! {
 
 /// Bytes of `V` and `M` a band of tile rows aims to keep in L2.
 const BAND_BYTES: usize = 1 << 20;
+/// The largest transformed weight read again for every band.
+const U_IN_CACHE: usize = 8 << 20;
 
 /// `epilogue(conv(x, w))` for one image: `x` is `C × H × W`, `u` the
 /// [`transform_weights`] of the layer, `out` `O × OH × OW`, `res` the residual's values
@@ -141,6 +145,15 @@ fn run_bands(
     // Padded rows 0..2·th + 2, each split into even and odd columns (tw + 1 of each), so
     // that every tap of a row of tiles is a contiguous run.
     let (rows, half) = (2 * th + 2, tw + 1);
+    // Every band streams all of `U` (16·C·O values) through the products. Up to a few MB
+    // it comes from cache and bands that fit L2 are faster (AlexNet's 4.7 MB: 10 % over
+    // one band); a larger `U` is read once, in one band (VGG-16's 16 MB at 28×28 ran no
+    // faster than the direct kernel in its 14 bands of one tile row, 1.74× in one).
+    let band_bytes = if 16 * c * o * 4 > U_IN_CACHE {
+        usize::MAX
+    } else {
+        band_bytes
+    };
     let band = (band_bytes / (16 * (c + o) * tw * 4)).clamp(1, th);
     // `LANES` elements of slack after the planes and after each element's `V`: the input
     // transform reads and writes whole vectors past the last tile of a row.

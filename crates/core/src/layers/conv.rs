@@ -118,8 +118,9 @@ pub struct Conv2d {
     weight: Tensor,
     bias: Option<Tensor>,
     config: Conv2dConfig,
-    /// The weight transformed for the inference kernel's F(2×2, 3×3), made on first use.
-    winograd: kernels::winograd::Cache,
+    /// The weight transformed for the inference kernel's F(2×2, 3×3), made on first use;
+    /// `None` where the direct sum is asked for ([`Conv2d::without_winograd`]).
+    winograd: Option<kernels::winograd::Cache>,
 }
 
 impl Conv2d {
@@ -169,7 +170,7 @@ impl Conv2d {
             weight,
             bias,
             config,
-            winograd: Default::default(),
+            winograd: Some(Default::default()),
         })
     }
 
@@ -179,7 +180,18 @@ impl Conv2d {
             weight,
             bias,
             config,
-            winograd: Default::default(),
+            winograd: Some(Default::default()),
+        }
+    }
+
+    /// The same convolution computed as the direct sum where the CPU inference kernel
+    /// would use Winograd's F(2×2, 3×3) (3×3, stride 1, 32 channels and more): slower, with
+    /// the rounding of the plain sum (both are within the parity tolerance), for
+    /// benchmarks and comparisons.
+    pub fn without_winograd(self) -> Self {
+        Self {
+            winograd: None,
+            ..self
         }
     }
 
@@ -218,7 +230,7 @@ impl Conv2d {
                 &self.weight,
                 &self.config,
                 &epilogue,
-                Some(&self.winograd),
+                self.winograd.as_ref(),
             );
         }
         // Without a norm, a ReLU is fused into the training convolution where it runs.
@@ -468,7 +480,11 @@ impl ConvNormAct {
                 bias: true,
                 ..self.conv.config
             };
+            let direct = self.conv.winograd.is_none();
             self.conv = Conv2d::from_parts(w, Some(b), config);
+            if direct {
+                self.conv = self.conv.clone().without_winograd();
+            }
         }
         Ok(())
     }

@@ -297,23 +297,23 @@ fn gemm(env: &Env, o: &Options) -> Result<f64> {
 }
 
 /// The 3×3 convolutions `layers` times: name, input channels, map size, output channels,
-/// stride, how many the network has.
-const LAYERS: &[(&str, usize, usize, usize, usize, usize)] = &[
-    ("ResNet-50 stage 1", 64, 56, 64, 1, 3),
-    ("ResNet-50 stage 2, first", 128, 56, 128, 2, 1),
-    ("ResNet-50 stage 2", 128, 28, 128, 1, 3),
-    ("ResNet-50 stage 3, first", 256, 28, 256, 2, 1),
-    ("ResNet-50 stage 3", 256, 14, 256, 1, 5),
-    ("ResNet-50 stage 4, first", 512, 14, 512, 2, 1),
-    ("ResNet-50 stage 4", 512, 7, 512, 1, 2),
-    ("VGG-16 conv1_2", 64, 224, 64, 1, 1),
-    ("VGG-16 conv2_2", 128, 112, 128, 1, 1),
-    ("VGG-16 conv3_2", 256, 56, 256, 1, 2),
-    ("VGG-16 conv4_2", 512, 28, 512, 1, 2),
-    ("VGG-16 conv5_2", 512, 14, 512, 1, 3),
-    ("AlexNet conv3", 192, 13, 384, 1, 1),
-    ("AlexNet conv4", 384, 13, 256, 1, 1),
-    ("AlexNet conv5", 256, 13, 256, 1, 1),
+/// stride.
+const LAYERS: &[(&str, usize, usize, usize, usize)] = &[
+    ("ResNet-50 stage 1", 64, 56, 64, 1),
+    ("ResNet-50 stage 2, first", 128, 56, 128, 2),
+    ("ResNet-50 stage 2", 128, 28, 128, 1),
+    ("ResNet-50 stage 3, first", 256, 28, 256, 2),
+    ("ResNet-50 stage 3", 256, 14, 256, 1),
+    ("ResNet-50 stage 4, first", 512, 14, 512, 2),
+    ("ResNet-50 stage 4", 512, 7, 512, 1),
+    ("VGG-16 conv1_2", 64, 224, 64, 1),
+    ("VGG-16 conv2_2", 128, 112, 128, 1),
+    ("VGG-16 conv3_2", 256, 56, 256, 1),
+    ("VGG-16 conv4_2", 512, 28, 512, 1),
+    ("VGG-16 conv5_2", 512, 14, 512, 1),
+    ("AlexNet conv3", 192, 13, 384, 1),
+    ("AlexNet conv4", 384, 13, 256, 1),
+    ("AlexNet conv5", 256, 13, 256, 1),
 ];
 
 /// Per-layer times of the direct and the default kernel, medians over the rounds.
@@ -330,13 +330,16 @@ fn layers(env: &Env, o: &Options) -> Result<()> {
             .collect::<Result<_>>()?;
         runs.push(ms);
     }
-    println!("3×3 convolutions, one image, 1 thread, f32, BatchNorm folded, with ReLU (median of {} rounds)
-", o.rounds);
+    println!(
+        "3×3 convolutions, one image, 1 thread, f32, with bias and ReLU (a folded \
+         BatchNorm's shape), median of {} rounds\n",
+        o.rounds
+    );
     println!(
         "| layer | C → O | map | stride | direct ms | default ms | direct GFLOP/s | default GFLOP/s | speed-up |"
     );
     println!("|---|---|---|---|---|---|---|---|---|");
-    for (i, &(name, c, h, out, s, _)) in LAYERS.iter().enumerate() {
+    for (i, &(name, c, h, out, s)) in LAYERS.iter().enumerate() {
         let direct = median(&runs.iter().map(|r| r[i].0).collect::<Vec<_>>());
         let fast = median(&runs.iter().map(|r| r[i].1).collect::<Vec<_>>());
         let oh = (h + 2 - 3) / s + 1;
@@ -356,7 +359,7 @@ fn layers(env: &Env, o: &Options) -> Result<()> {
 fn layer_times(seconds: f64) -> Result<serde_json::Value> {
     let dev = Device::Cpu;
     let mut rows = Vec::new();
-    for &(_, c, h, o, s, _) in LAYERS {
+    for &(_, c, h, o, s) in LAYERS {
         let weight = Tensor::randn(0f32, 0.05, (o, c, 3, 3), &dev)?;
         let bias = Tensor::randn(0f32, 0.05, o, &dev)?;
         let cfg = Conv2dConfig::new(3).stride(s).padding(1);

@@ -480,11 +480,11 @@ impl ConvNormAct {
                 bias: true,
                 ..self.conv.config
             };
-            let direct = self.conv.winograd.is_none();
-            self.conv = Conv2d::from_parts(w, Some(b), config);
-            if direct {
-                self.conv = self.conv.clone().without_winograd();
-            }
+            let folded = Conv2d::from_parts(w, Some(b), config);
+            self.conv = match self.conv.winograd {
+                Some(_) => folded,
+                None => folded.without_winograd(),
+            };
         }
         Ok(())
     }

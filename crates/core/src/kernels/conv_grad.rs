@@ -170,7 +170,7 @@ impl CustomOp3 for ConvTrain {
 
 /// `dY · [y > 0]`, on `(dY, y)`: the gradient through a fused ReLU (PyTorch's, which is 0
 /// where the output is 0).
-struct ReluGrad;
+pub(super) struct ReluGrad;
 
 impl CustomOp2 for ReluGrad {
     fn name(&self) -> &'static str {

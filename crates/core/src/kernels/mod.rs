@@ -17,6 +17,7 @@ pub(crate) mod conv;
 pub(crate) mod conv_grad;
 pub(crate) mod gemm;
 pub(crate) mod norm;
+pub(crate) mod residual;
 pub(crate) mod winograd;
 
 use candle_core::{CpuStorage, Layout, Result};

@@ -242,7 +242,12 @@ impl Conv2d {
             None => tail.act.apply(&y)?,
         };
         if let Some(r) = tail.residual {
-            y = tail.act_after.apply(&(y + r)?)?;
+            let f32_cpu = |t: &Tensor| t.device().is_cpu() && t.dtype() == DType::F32;
+            y = if tail.act_after == Activation::Relu && f32_cpu(&y) && f32_cpu(r) {
+                kernels::residual::add_relu(&y, r)?
+            } else {
+                tail.act_after.apply(&(y + r)?)?
+            };
         }
         Ok(y)
     }

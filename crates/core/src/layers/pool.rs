@@ -325,7 +325,9 @@ impl DirectPool {
         }
     }
 
-    /// One output plane; for a maximum, also the index of each output's input in `winners`.
+    /// One output plane, window by window; for a maximum, also the index of each output's
+    /// input in `winners`. The definition the separable passes are tested against.
+    #[cfg(test)]
     fn plane(&self, x: &[f32], w: usize, out: &mut [f32], mut winners: Option<&mut [u32]>) {
         let ow = self.cols.len();
         for (i, &(y0, y1)) in self.rows.iter().enumerate() {
@@ -408,6 +410,94 @@ impl DirectPool {
         }
     }
 
+    /// One max-pooled plane and, in `winners`, the index of each output's input (`u32::MAX`
+    /// for a window wholly in padding), in [`DirectPool::plane_separable`]'s two passes:
+    /// each input row's maximum and its position per column window, then each output
+    /// row's over its rows, taking a row's when it is greater or NaN. That is the window
+    /// scan's rule applied in the same order, so the same values and positions: the first
+    /// of equal maxima in scan order, the last NaN.
+    #[inline(always)]
+    fn plane_winners(
+        &self,
+        x: &[f32],
+        w: usize,
+        out: &mut [f32],
+        winners: &mut [u32],
+        (vals, idx): &mut (Vec<f32>, Vec<u32>),
+    ) {
+        let ow = self.cols.len();
+        let h = x.len() / w;
+        let (inner, s) = (self.inner.clone(), self.col_stride);
+        vals.clear();
+        vals.resize(h * ow + w.next_multiple_of(s), 0.0);
+        idx.clear();
+        idx.resize(h * ow, 0);
+        let (vals, phases) = vals.split_at_mut(h * ow);
+        let rows = x.chunks_exact(w).zip(vals.chunks_exact_mut(ow));
+        for (y, ((line, rv), ri)) in rows.zip(idx.chunks_exact_mut(ow)).enumerate() {
+            let at = y * w;
+            for j in (0..inner.start).chain(inner.end..ow) {
+                let (x0, x1) = self.cols[j];
+                (rv[j], ri[j]) = (f32::NEG_INFINITY, (at + x0) as u32);
+                for (k, &v) in (at + x0..).zip(&line[x0..x1]) {
+                    if v > rv[j] || v.is_nan() {
+                        (rv[j], ri[j]) = (v, k as u32);
+                    }
+                }
+            }
+            let Some(&(base, end)) = self.cols.get(inner.start) else {
+                continue;
+            };
+            // Whole windows tap by tap: window j's tap t is input base + j·s + t, and the
+            // first position its scan starts from is base + j·s.
+            let (mv, mi) = (&mut rv[inner.clone()], &mut ri[inner.clone()]);
+            let first = (at + base) as u32;
+            mv.fill(f32::NEG_INFINITY);
+            for (j, k) in mi.iter_mut().enumerate() {
+                *k = first + (j * s) as u32;
+            }
+            let half = split_for(line, phases, s);
+            for tap in base..end {
+                let off = first + (tap - base) as u32;
+                let Some(src) = tap_run(line, phases, half, s, tap) else {
+                    // Strides above 2: one input at a time.
+                    for (j, (m, k)) in mv.iter_mut().zip(mi.iter_mut()).enumerate() {
+                        let v = line[tap + j * s];
+                        if v > *m || v.is_nan() {
+                            (*m, *k) = (v, off + (j * s) as u32);
+                        }
+                    }
+                    continue;
+                };
+                let lanes = mv.iter_mut().zip(mi.iter_mut()).zip(src).enumerate();
+                for (j, ((m, k), &v)) in lanes {
+                    let take = v > *m || v.is_nan();
+                    *m = if take { v } else { *m };
+                    *k = if take { off + (j * s) as u32 } else { *k };
+                }
+            }
+        }
+        let outs = out.chunks_exact_mut(ow).zip(winners.chunks_exact_mut(ow));
+        for ((out, win), &(y0, y1)) in outs.zip(&self.rows) {
+            out.fill(f32::NEG_INFINITY);
+            for (k, &(x0, x1)) in win.iter_mut().zip(&self.cols) {
+                *k = if y0 < y1 && x0 < x1 {
+                    (y0 * w + x0) as u32
+                } else {
+                    u32::MAX
+                };
+            }
+            for y in y0..y1 {
+                let (rv, ri) = (&vals[y * ow..][..ow], &idx[y * ow..][..ow]);
+                for (((m, k), &v), &i) in out.iter_mut().zip(win.iter_mut()).zip(rv).zip(ri) {
+                    let take = v > *m || v.is_nan();
+                    *m = if take { v } else { *m };
+                    *k = if take { i } else { *k };
+                }
+            }
+        }
+    }
+
     /// Adds the gradient `dy` of one output plane to `dx`, the input plane's (`w` wide);
     /// a maximum's goes to the inputs its forward pass recorded in `winners`.
     fn plane_grad(&self, w: usize, dy: &[f32], winners: &[u32], dx: &mut [f32]) {
@@ -436,6 +526,7 @@ impl DirectPool {
 /// PyTorch's rule (`max_pool2d`'s CPU kernel): starting from `-inf` at the window's first
 /// position, a value replaces the maximum if it is greater or NaN. `None` for a window that
 /// lies wholly in the padding.
+#[cfg(test)]
 fn argmax(
     x: &[f32],
     w: usize,
@@ -458,21 +549,11 @@ fn argmax(
     Some(best)
 }
 
-/// `dst[j] = op(…op(op(init, line[t0 + j·s]), line[t0 + 1 + j·s])…)` over the taps `t0..t1`
-/// of windows `s` apart: one pass along the row per tap. At stride 2 the line is first
-/// split into its even and odd elements (`phases`, at least the line's length rounded up
-/// to even), so that every tap reads a contiguous run.
+/// Splits `line` into its even then its odd elements in `phases` (at least the line's
+/// length rounded up to even) when `s` is 2, so that every tap of windows 2 apart is a
+/// contiguous run ([`tap_run`]); returns the length of a half.
 #[inline(always)]
-fn taps(
-    dst: &mut [f32],
-    line: &[f32],
-    phases: &mut [f32],
-    taps: std::ops::Range<usize>,
-    s: usize,
-    init: f32,
-    op: impl Fn(f32, f32) -> f32,
-) {
-    dst.fill(init);
+fn split_for(line: &[f32], phases: &mut [f32], s: usize) -> usize {
     let half = line.len().div_ceil(2);
     if s == 2 {
         let (even, odd) = phases[..2 * half].split_at_mut(half);
@@ -487,18 +568,46 @@ fn taps(
             even[half - 1] = line[line.len() - 1];
         }
     }
+    half
+}
+
+/// The inputs `tap + j·s` for `j = 0, 1, …` as a contiguous run, at stride 1 or 2 (after
+/// [`split_for`]); `None` at larger strides.
+#[inline(always)]
+fn tap_run<'a>(
+    line: &'a [f32],
+    phases: &'a [f32],
+    half: usize,
+    s: usize,
+    tap: usize,
+) -> Option<&'a [f32]> {
+    match s {
+        1 => Some(&line[tap..]),
+        // Input tap + 2j is phase tap % 2 at tap / 2 + j.
+        2 => Some(&phases[(tap % 2) * half + tap / 2..]),
+        _ => None,
+    }
+}
+
+/// `dst[j] = op(…op(op(init, line[t0 + j·s]), line[t0 + 1 + j·s])…)` over the taps `t0..t1`
+/// of windows `s` apart: one pass along the row per tap, each contiguous at strides 1 and
+/// 2 ([`split_for`], into `phases`).
+#[inline(always)]
+fn taps(
+    dst: &mut [f32],
+    line: &[f32],
+    phases: &mut [f32],
+    taps: std::ops::Range<usize>,
+    s: usize,
+    init: f32,
+    op: impl Fn(f32, f32) -> f32,
+) {
+    dst.fill(init);
+    let half = split_for(line, phases, s);
     for tap in taps {
-        match s {
-            1 => {
-                let src = &line[tap..];
-                dst.iter_mut().zip(src).for_each(|(r, &v)| *r = op(*r, v));
-            }
-            // Input tap + 2j is phase tap % 2 at tap / 2 + j.
-            2 => {
-                let src = &phases[(tap % 2) * half + tap / 2..];
-                dst.iter_mut().zip(src).for_each(|(r, &v)| *r = op(*r, v));
-            }
-            _ => {
+        match tap_run(line, phases, half, s, tap) {
+            Some(src) => dst.iter_mut().zip(src).for_each(|(r, &v)| *r = op(*r, v)),
+            None => {
                 let src = line[tap..].iter().step_by(s);
                 dst.iter_mut().zip(src).for_each(|(r, &v)| *r = op(*r, v));
             }
@@ -588,9 +697,21 @@ impl CustomOp1 for DirectPool {
             }),
             Some(record) => {
                 let mut winners = vec![0u32; n * c * oh * ow];
-                planes
-                    .zip(winners.par_chunks_mut(oh * ow))
-                    .for_each(|((out, plane), win)| self.plane(plane, w, out, Some(win)));
+                planes.zip(winners.par_chunks_mut(oh * ow)).for_each_init(
+                    Default::default,
+                    |rows, ((out, plane), win)| {
+                        let pool = self;
+                        crate::kernels::wide!(
+                            DirectPool::plane_winners,
+                            pool: &DirectPool,
+                            plane: &[f32],
+                            w: usize,
+                            out: &mut [f32],
+                            win: &mut [u32],
+                            rows: &mut (Vec<f32>, Vec<u32>),
+                        )
+                    },
+                );
                 *record.lock().unwrap_or_else(PoisonError::into_inner) = winners;
             }
         }
@@ -1006,7 +1127,7 @@ mod tests {
     }
 
     #[test]
-    fn the_separable_inference_pass_equals_the_scan_to_the_bit() {
+    fn the_separable_passes_equal_the_scan_to_the_bit() {
         // Values with ties, signed zeros, infinities and NaN, over windows with padding,
         // ceil mode, strides above and below the kernel, and rectangles.
         let specials = [0.0, -0.0, 1.0, 1.0, f32::NEG_INFINITY, f32::NAN, -2.5, 3.25];
@@ -1020,33 +1141,51 @@ mod tests {
             ]
             .map(|(k, s, p, ceil)| (h, w, k, s, p, ceil))
         }) {
-            let x: Vec<f32> = (0..h * w)
-                .map(|i| match i % 7 {
-                    0 => specials[(i / 7) % specials.len()],
-                    k => ((i * 37) % 23) as f32 * 0.37 - 4.0 + k as f32 * 1e-3,
-                })
-                .collect();
-            let (ah, aw) = (
-                Axis::new(k.0, s.0, p.0).unwrap(),
-                Axis::new(k.1, s.1, p.1).unwrap(),
-            );
-            let (wh, ww) = (ah.windows(h, ceil).unwrap(), aw.windows(w, ceil).unwrap());
-            for reduce in [Reduce::Max, Reduce::Mean] {
-                let mut pool = DirectPool::new(reduce, (ah, wh), (aw, ww), (h, w));
-                pool.dh = ah.divisors(h, wh, false);
-                pool.dw = aw.divisors(w, ww, false);
-                let len = wh.out * ww.out;
-                let (mut scan, mut fast) = (vec![0f32; len], vec![1f32; len]);
-                let mut winners = vec![0u32; len];
-                let record = (reduce == Reduce::Max).then_some(&mut winners[..]);
-                pool.plane(&x, w, &mut scan, record);
-                pool.plane_separable(&x, w, &mut fast, &mut Vec::new());
-                let bits = |v: &[f32]| v.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
-                assert_eq!(
-                    bits(&scan),
-                    bits(&fast),
-                    "{reduce:?} {h}×{w} {k:?} {s:?} {p:?} {ceil}"
+            // Two planes: few ties and every special value; then three values in pairs
+            // along the rows, so that most windows hold equal maxima.
+            for x in [
+                (0..h * w)
+                    .map(|i| match i % 7 {
+                        0 => specials[(i / 7) % specials.len()],
+                        k => ((i * 37) % 23) as f32 * 0.37 - 4.0 + k as f32 * 1e-3,
+                    })
+                    .collect::<Vec<f32>>(),
+                (0..h * w).map(|i| ((i / 2) % 3) as f32 - 1.0).collect(),
+            ] {
+                let (ah, aw) = (
+                    Axis::new(k.0, s.0, p.0).unwrap(),
+                    Axis::new(k.1, s.1, p.1).unwrap(),
                 );
+                let (wh, ww) = (ah.windows(h, ceil).unwrap(), aw.windows(w, ceil).unwrap());
+                for reduce in [Reduce::Max, Reduce::Mean] {
+                    let mut pool = DirectPool::new(reduce, (ah, wh), (aw, ww), (h, w));
+                    pool.dh = ah.divisors(h, wh, false);
+                    pool.dw = aw.divisors(w, ww, false);
+                    let len = wh.out * ww.out;
+                    let (mut scan, mut fast) = (vec![0f32; len], vec![1f32; len]);
+                    let mut winners = vec![0u32; len];
+                    let record = (reduce == Reduce::Max).then_some(&mut winners[..]);
+                    pool.plane(&x, w, &mut scan, record);
+                    pool.plane_separable(&x, w, &mut fast, &mut Vec::new());
+                    let bits = |v: &[f32]| v.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+                    if reduce == Reduce::Max {
+                        // Training's pass, which also records where each maximum came from.
+                        let (mut values, mut found) = (vec![1f32; len], vec![7u32; len]);
+                        let mut buffers = Default::default();
+                        pool.plane_winners(&x, w, &mut values, &mut found, &mut buffers);
+                        assert_eq!(
+                            bits(&scan),
+                            bits(&values),
+                            "{h}×{w} {k:?} {s:?} {p:?} {ceil}"
+                        );
+                        assert_eq!(winners, found, "{h}×{w} {k:?} {s:?} {p:?} {ceil}");
+                    }
+                    assert_eq!(
+                        bits(&scan),
+                        bits(&fast),
+                        "{reduce:?} {h}×{w} {k:?} {s:?} {p:?} {ceil}"
+                    );
+                }
             }
         }
     }

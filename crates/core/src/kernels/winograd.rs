@@ -22,6 +22,7 @@
 use super::conv::{Epilogue, Geometry, with_buffer};
 use super::gemm::{MatMut, MatRef, matmul};
 use candle_core::TensorId;
+use rayon::prelude::*;
 use std::borrow::Cow;
 use std::cell::RefCell;
 use std::sync::{Arc, OnceLock};
@@ -177,14 +178,22 @@ fn run_bands(
                     // M[e] = V[e]ᵀ · U[e], `tiles × O`: the channels, a multiple of 16
                     // where it matters, run along the kernel's vectors, the tiles (as
                     // few as 16) along its short side.
-                    for e in 0..16 {
+                    // One image on several threads (a batch smaller than the pool) shares
+                    // out the 16 products, each on one thread: many small products split
+                    // across threads cost more in synchronisation than they gain.
+                    let product = |(e, m): (usize, &mut [f32])| {
                         matmul(
-                            MatMut::row_major(&mut m[e * tiles * o..][..tiles * o], tiles, o),
+                            MatMut::row_major(m, tiles, o),
                             MatRef::row_major(&v[e * stride..][..c * tiles], c, tiles).t(),
                             MatRef::row_major(&u[e * c * o..][..c * o], c, o),
                             false,
-                            parallel,
+                            false,
                         );
+                    };
+                    if parallel {
+                        m.par_chunks_mut(tiles * o).enumerate().for_each(product);
+                    } else {
+                        m.chunks_mut(tiles * o).enumerate().for_each(product);
                     }
                     let band_out = (ty0, ty1, tw, g.oh, g.ow);
                     super::wide!(
@@ -456,7 +465,9 @@ mod tests {
             // One band, and bands of one and of three tile rows.
             for band_bytes in [BAND_BYTES, 1, 3 * 16 * (c + o) * g.ow.div_ceil(2) * 4] {
                 let mut out = vec![f32::NAN; o * g.p()];
-                run_bands(&g, &u, &x, &mut out, (Some(&res), &e), false, band_bytes);
+                // The products on this thread, and shared out over the pool.
+                let parallel = band_bytes == 1;
+                run_bands(&g, &u, &x, &mut out, (Some(&res), &e), parallel, band_bytes);
                 let scale = want.iter().fold(1f64, |m, v| m.max(v.abs()));
                 for (i, (got, y)) in out.iter().zip(&want).enumerate() {
                     let ch = i / g.p();

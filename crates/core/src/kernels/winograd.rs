@@ -298,11 +298,6 @@ fn at(x: [&Lanes; 4]) -> [Lanes; 2] {
 fn transform_input(split: &[f32], v: &mut [f32], (ty0, ty1, tw, rows, half, c): Geom6) {
     let tiles = (ty1 - ty0) * tw;
     let stride = c * tiles + LANES;
-    let vector = |s: &[f32], at: usize| -> Lanes {
-        let mut l = [0.0; LANES];
-        l.copy_from_slice(&s[at..at + LANES]);
-        l
-    };
     for ch in 0..c {
         let plane = ch * rows * 2 * half;
         for ty in ty0..ty1 {
@@ -314,10 +309,10 @@ fn transform_input(split: &[f32], v: &mut [f32], (ty0, ty1, tw, rows, half, c): 
                 for (k, d) in d.iter_mut().enumerate() {
                     let r = plane + (2 * ty + k) * 2 * half + tx;
                     *d = [
-                        vector(split, r),
-                        vector(split, r + half),
-                        vector(split, r + 1),
-                        vector(split, r + half + 1),
+                        load(split, r, LANES),
+                        load(split, r + half, LANES),
+                        load(split, r + 1, LANES),
+                        load(split, r + half + 1, LANES),
                     ];
                 }
                 // Bᵀ d over rows, for each column j; then B over columns.

@@ -557,15 +557,9 @@ fn split_for(line: &[f32], phases: &mut [f32], s: usize) -> usize {
     let half = line.len().div_ceil(2);
     if s == 2 {
         let (even, odd) = phases[..2 * half].split_at_mut(half);
-        for ((e, o), pair) in even
-            .iter_mut()
-            .zip(odd.iter_mut())
-            .zip(line.chunks_exact(2))
-        {
-            (*e, *o) = (pair[0], pair[1]);
-        }
-        if line.len() % 2 == 1 {
-            even[half - 1] = line[line.len() - 1];
+        crate::kernels::copy_strided(even, line, 2);
+        if let Some(rest) = line.get(1..) {
+            crate::kernels::copy_strided(odd, rest, 2);
         }
     }
     half

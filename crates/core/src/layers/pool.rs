@@ -270,6 +270,9 @@ struct DirectPool {
     /// `stride` apart), and that stride.
     inner: std::ops::Range<usize>,
     col_stride: usize,
+    /// The same for the output rows.
+    inner_rows: std::ops::Range<usize>,
+    row_stride: usize,
     /// Per output row and column, the divisor's factor (average pooling).
     dh: Vec<usize>,
     dw: Vec<usize>,
@@ -296,16 +299,21 @@ impl DirectPool {
                 })
                 .collect()
         };
-        let cols = ranges(w, ww, len.1);
-        let full = |&(a, b): &(usize, usize)| b - a == w.kernel;
-        let start = cols.iter().position(full).unwrap_or(cols.len());
-        let end = start + cols[start..].iter().take_while(|c| full(c)).count();
+        // The run of windows that lie wholly inside the input (they are consecutive).
+        let whole = |windows: &[(usize, usize)], kernel: usize| {
+            let full = |&(a, b): &(usize, usize)| b - a == kernel;
+            let start = windows.iter().position(full).unwrap_or(windows.len());
+            start..start + windows[start..].iter().take_while(|c| full(c)).count()
+        };
+        let (rows, cols) = (ranges(h, wh, len.0), ranges(w, ww, len.1));
         Self {
             reduce,
-            rows: ranges(h, wh, len.0),
+            inner: whole(&cols, w.kernel),
+            inner_rows: whole(&rows, h.kernel),
+            rows,
             cols,
-            inner: start..end,
             col_stride: w.stride,
+            row_stride: h.stride,
             dh: Vec::new(),
             dw: Vec::new(),
             winners: None,
@@ -359,53 +367,119 @@ impl DirectPool {
     /// A window is a rectangle, so this is the same reduction as [`DirectPool::plane`]'s in
     /// the same order: a maximum scanned row by row (the first of equal values, NaN
     /// propagating), a sum of row sums, to the bit.
+    ///
+    /// At stride 1 a pass runs over the whole plane at once rather than row by row: the
+    /// branch poolings of the Inception family (3×3, stride 1, "same") have planes of
+    /// 8 to 35 columns, where loops along one row are mostly their ends.
     #[inline(always)]
     fn plane_separable(&self, x: &[f32], w: usize, out: &mut [f32], rows: &mut Vec<f32>) {
+        match self.reduce {
+            Reduce::Max => self.separable(x, w, out, rows, f32::NEG_INFINITY, max),
+            Reduce::Mean => {
+                // What `Iterator::sum` starts from, so that a window's sum is the scan's.
+                let empty_sum: f32 = [0f32; 0].iter().sum();
+                self.separable(x, w, out, rows, empty_sum, |a, b| a + b);
+                let ow = self.cols.len();
+                for (out, &dh) in out.chunks_exact_mut(ow).zip(&self.dh) {
+                    out.iter_mut()
+                        .zip(&self.dw)
+                        .for_each(|(s, &dw)| *s /= (dh * dw) as f32);
+                }
+            }
+        }
+    }
+
+    /// [`DirectPool::plane_separable`]'s two passes for one reduction: `op` from `init`
+    /// along the rows; along the columns, from `init` for a maximum, +0 for a sum.
+    #[inline(always)]
+    fn separable(
+        &self,
+        x: &[f32],
+        w: usize,
+        out: &mut [f32],
+        rows: &mut Vec<f32>,
+        init: f32,
+        op: impl Fn(f32, f32) -> f32 + Copy,
+    ) {
         let ow = self.cols.len();
         let h = x.len() / w;
         let (inner, s) = (self.inner.clone(), self.col_stride);
         rows.clear();
         rows.resize(h * ow + w.next_multiple_of(s), 0.0);
         let (rows, phases) = rows.split_at_mut(h * ow);
-        // What `Iterator::sum` starts from, so that a window's sum is the scan's.
-        let empty_sum: f32 = [0f32; 0].iter().sum();
-        for (line, row) in x.chunks_exact(w).zip(rows.chunks_exact_mut(ow)) {
-            // Windows clipped by padding or ceil mode, one by one.
-            for j in (0..inner.start).chain(inner.end..ow) {
-                let window = &line[self.cols[j].0..self.cols[j].1];
-                row[j] = match self.reduce {
-                    Reduce::Max => window.iter().fold(f32::NEG_INFINITY, |m, &v| max(m, v)),
-                    Reduce::Mean => window.iter().sum(),
-                };
+        let clipped = |line: &[f32], j: usize| {
+            let window = &line[self.cols[j].0..self.cols[j].1];
+            window.iter().fold(init, |r, &v| op(r, v))
+        };
+        if s == 1 && ow == w && !inner.is_empty() {
+            // Output column j of row l is rows[l·w + j]; a whole window starts at input
+            // l·w + j + off. Over the plane as one run, windows of columns near a row's
+            // ends take inputs of the next or previous row: those columns are then
+            // recomputed, clipped.
+            let (j0, base) = (inner.start, self.cols[inner.start].0);
+            let kernel = self.cols[j0].1 - base;
+            let run = j0..h * w - (ow - inner.end);
+            let dst = &mut rows[run.clone()];
+            dst.fill(init);
+            for tap in 0..kernel {
+                let src = &x[run.start + base + tap - j0..];
+                dst.iter_mut().zip(src).for_each(|(r, &v)| *r = op(*r, v));
             }
-            // Whole windows tap by tap, each a loop along the row that vectorises.
-            let Some(&(base, end)) = self.cols.get(inner.start) else {
-                continue;
-            };
-            let dst = &mut row[inner.clone()];
-            match self.reduce {
-                Reduce::Max => taps(dst, line, phases, base..end, s, f32::NEG_INFINITY, max),
-                Reduce::Mean => taps(dst, line, phases, base..end, s, empty_sum, |a, b| a + b),
+            for (line, row) in x.chunks_exact(w).zip(rows.chunks_exact_mut(ow)) {
+                for j in (0..inner.start).chain(inner.end..ow) {
+                    row[j] = clipped(line, j);
+                }
+            }
+        } else {
+            for (line, row) in x.chunks_exact(w).zip(rows.chunks_exact_mut(ow)) {
+                // Windows clipped by padding or ceil mode, one by one.
+                for j in (0..inner.start).chain(inner.end..ow) {
+                    row[j] = clipped(line, j);
+                }
+                // Whole windows tap by tap, each a loop along the row that vectorises.
+                let Some(&(base, end)) = self.cols.get(inner.start) else {
+                    continue;
+                };
+                taps(
+                    &mut row[inner.clone()],
+                    line,
+                    phases,
+                    base..end,
+                    s,
+                    init,
+                    op,
+                );
             }
         }
-        for (i, (out, &(y0, y1))) in out.chunks_exact_mut(ow).zip(&self.rows).enumerate() {
-            match self.reduce {
-                Reduce::Max => {
-                    out.fill(f32::NEG_INFINITY);
-                    for row in rows[y0 * ow..y1 * ow].chunks_exact(ow) {
-                        out.iter_mut().zip(row).for_each(|(m, &v)| *m = max(*m, v));
-                    }
-                }
-                Reduce::Mean => {
-                    out.fill(0.0);
-                    for row in rows[y0 * ow..y1 * ow].chunks_exact(ow) {
-                        out.iter_mut().zip(row).for_each(|(s, &v)| *s += v);
-                    }
-                    let dh = self.dh[i];
-                    out.iter_mut()
-                        .zip(&self.dw)
-                        .for_each(|(s, &dw)| *s /= (dh * dw) as f32);
-                }
+        // The scan's sum over a window's rows starts from +0.
+        let init = match self.reduce {
+            Reduce::Max => f32::NEG_INFINITY,
+            Reduce::Mean => 0.0,
+        };
+        let column = |out: &mut [f32], (y0, y1): (usize, usize)| {
+            out.fill(init);
+            for row in rows[y0 * ow..y1 * ow].chunks_exact(ow) {
+                out.iter_mut().zip(row).for_each(|(m, &v)| *m = op(*m, v));
+            }
+        };
+        let inner_rows = self.inner_rows.clone();
+        if self.row_stride == 1 && !inner_rows.is_empty() {
+            // Whole windows of rows i0.. start at rows y0 + (i − i0): at stride 1, output
+            // position q takes rows[q + (y0 − i0 + tap)·OW], one run for all of them.
+            let (i0, y0) = (inner_rows.start, self.rows[inner_rows.start].0);
+            let kernel = self.rows[i0].1 - y0;
+            let dst = &mut out[i0 * ow..inner_rows.end * ow];
+            dst.fill(init);
+            for tap in 0..kernel {
+                let src = &rows[(y0 + tap) * ow..];
+                dst.iter_mut().zip(src).for_each(|(m, &v)| *m = op(*m, v));
+            }
+            for i in (0..inner_rows.start).chain(inner_rows.end..self.rows.len()) {
+                column(&mut out[i * ow..][..ow], self.rows[i]);
+            }
+        } else {
+            for (out, &window) in out.chunks_exact_mut(ow).zip(&self.rows) {
+                column(out, window);
             }
         }
     }
@@ -1132,6 +1206,13 @@ mod tests {
                 ((2, 2), (2, 2), (0, 0), true),
                 ((5, 3), (3, 2), (2, 1), true),
                 ((1, 4), (2, 3), (0, 2), false),
+                // Stride 1, where a pass runs over the whole plane: "same" windows (the
+                // Inception branch poolings), valid ones, and one axis at stride 1 only.
+                ((3, 3), (1, 1), (1, 1), false),
+                ((5, 5), (1, 1), (2, 2), false),
+                ((3, 3), (1, 1), (0, 0), false),
+                ((1, 3), (1, 1), (0, 1), false),
+                ((3, 2), (1, 2), (1, 1), true),
             ]
             .map(|(k, s, p, ceil)| (h, w, k, s, p, ceil))
         }) {
@@ -1151,10 +1232,14 @@ mod tests {
                     Axis::new(k.1, s.1, p.1).unwrap(),
                 );
                 let (wh, ww) = (ah.windows(h, ceil).unwrap(), aw.windows(w, ceil).unwrap());
-                for reduce in [Reduce::Max, Reduce::Mean] {
+                for (reduce, include_pad) in [
+                    (Reduce::Max, false),
+                    (Reduce::Mean, false),
+                    (Reduce::Mean, true),
+                ] {
                     let mut pool = DirectPool::new(reduce, (ah, wh), (aw, ww), (h, w));
-                    pool.dh = ah.divisors(h, wh, false);
-                    pool.dw = aw.divisors(w, ww, false);
+                    pool.dh = ah.divisors(h, wh, include_pad);
+                    pool.dw = aw.divisors(w, ww, include_pad);
                     let len = wh.out * ww.out;
                     let (mut scan, mut fast) = (vec![0f32; len], vec![1f32; len]);
                     let mut winners = vec![0u32; len];
@@ -1177,7 +1262,7 @@ mod tests {
                     assert_eq!(
                         bits(&scan),
                         bits(&fast),
-                        "{reduce:?} {h}×{w} {k:?} {s:?} {p:?} {ceil}"
+                        "{reduce:?} {include_pad} {h}×{w} {k:?} {s:?} {p:?} {ceil}"
                     );
                 }
             }

@@ -52,13 +52,26 @@ from torchvision import models  # noqa: E402
 BUILD = {
     "resnet50": (lambda: models.resnet50(), 224),
     "resnet101": (lambda: models.resnet101(), 224),
+    "resnet152": (lambda: models.resnet152(), 224),
+    "wide_resnet50_2": (lambda: models.wide_resnet50_2(), 224),
+    "resnext50_32x4d": (lambda: models.resnext50_32x4d(), 224),
     "resnet18": (lambda: models.resnet18(), 224),
     "vgg16": (lambda: models.vgg16(), 224),
     "vgg16_bn": (lambda: models.vgg16_bn(), 224),
     "alexnet": (lambda: models.alexnet(), 224),
     "googlenet": (lambda: models.googlenet(aux_logits=False, init_weights=True), 224),
     "inception_v3": (lambda: models.inception_v3(aux_logits=False, init_weights=True), 299),
+    "inception_v4": (lambda: timm_model("inception_v4"), 299),
+    "inception_resnet_v2": (lambda: timm_model("inception_resnet_v2"), 299),
 }
+
+
+def timm_model(name):
+    import timm
+
+    return timm.create_model(name, pretrained=False)
+
+
 torch.manual_seed(0)
 build, size = BUILD[args.model]
 model = build().eval()

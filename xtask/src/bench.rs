@@ -16,7 +16,9 @@ use candle_core::{DType, Device, Tensor};
 use candle_nn::{VarBuilder, VarMap};
 use convnets_core::Classifier;
 use convnets_core::layers::{Activation, Conv2d, Conv2dConfig};
-use convnets_inception::{GoogLeNetConfig, Inception, InceptionV3Config};
+use convnets_inception::{
+    GoogLeNetConfig, Inception, InceptionResNetV2Config, InceptionV3Config, InceptionV4Config,
+};
 use convnets_lenet::LeNet5;
 use convnets_resnet::{ResNet, ResNetConfig};
 use convnets_train::{Criterion, OptimizerConfig};
@@ -37,7 +39,9 @@ usage: cargo xtask bench [infer|train|gemm|lenet-train|layers] [options]
 
 options:
   --models a,b,..   a subset (infer: resnet50 resnet18 vgg16 alexnet googlenet inception_v3
-                    resnet101 vgg16_bn; train: lenet5-modern lenet5-classic resnet20 resnet56)
+                    and on request resnet101 resnet152 wide_resnet50_2 resnext50_32x4d vgg16_bn
+                    inception_v4 inception_resnet_v2; train: lenet5-modern lenet5-classic
+                    resnet20 resnet56)
   --impls a,b,..    infer: which of convnets, torch, torch-cl, ort (default: all)
   --threads N       thread count (default: 2 for infer, 1 and 2 for train)
   --rounds N        interleaved rounds per measurement (default 5; the median is reported)
@@ -53,6 +57,17 @@ options:
 The reference side needs PYTHON pointing at a Python with torch (and onnxruntime, onnx for
 the ONNX Runtime column): tests/parity/requirements.txt. Without it only our side is measured.
 ";
+
+/// Measured by `infer` when named in `--models`.
+const EXTRA_MODELS: &[&str] = &[
+    "resnet101",
+    "resnet152",
+    "wide_resnet50_2",
+    "resnext50_32x4d",
+    "vgg16_bn",
+    "inception_v4",
+    "inception_resnet_v2",
+];
 
 const INFER_MODELS: &[&str] = &[
     "resnet50",
@@ -620,6 +635,15 @@ fn inference_model(model: &str) -> Result<(Box<dyn Classifier>, usize)> {
             "resnet50" => (Box::new(ResNet::new(&ResNetConfig::resnet50(), vb)?), 224),
             "resnet101" => (Box::new(ResNet::new(&ResNetConfig::resnet101(), vb)?), 224),
             "resnet18" => (Box::new(ResNet::new(&ResNetConfig::resnet18(), vb)?), 224),
+            "resnet152" => (Box::new(ResNet::new(&ResNetConfig::resnet152(), vb)?), 224),
+            "wide_resnet50_2" => (
+                Box::new(ResNet::new(&ResNetConfig::wide_resnet50_2(), vb)?),
+                224,
+            ),
+            "resnext50_32x4d" => (
+                Box::new(ResNet::new(&ResNetConfig::resnext50_32x4d(), vb)?),
+                224,
+            ),
             "vgg16" => (
                 Box::new(convnets_vgg::Vgg::new(&convnets_vgg::VggConfig::d(), vb)?),
                 224,
@@ -652,8 +676,19 @@ fn inference_model(model: &str) -> Result<(Box<dyn Classifier>, usize)> {
                 )?),
                 299,
             ),
+            "inception_v4" => (
+                Box::new(Inception::new(InceptionV4Config::inception_v4(), vb)?),
+                299,
+            ),
+            "inception_resnet_v2" => (
+                Box::new(Inception::new(
+                    InceptionResNetV2Config::inception_resnet_v2(),
+                    vb,
+                )?),
+                299,
+            ),
             other => {
-                bail!("unknown model `{other}` (one of {INFER_MODELS:?}, resnet101, vgg16_bn)")
+                bail!("unknown model `{other}` (one of {INFER_MODELS:?} or {EXTRA_MODELS:?})")
             }
         })
     };

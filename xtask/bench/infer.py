@@ -1,9 +1,10 @@
 #!/usr/bin/env python3
-"""Reference side of `cargo xtask bench infer`: torchvision models in evaluation at a fixed
-thread count, in PyTorch eager (NCHW or channels_last, under `torch.inference_mode`) or
-exported with `torch.onnx.export` and run by ONNX Runtime (all graph optimisations, one
-sequential session with the same number of intra-op threads). Weights are torchvision's
-random initialisation: speed does not depend on them. Prints one JSON line with images per
+"""Reference side of `cargo xtask bench infer`: torchvision models (timm's for Inception-v4
+and Inception-ResNet-v2) in evaluation at a fixed thread count, in PyTorch eager (NCHW or
+channels_last, under `torch.inference_mode`) or exported with `torch.onnx.export` and run
+by ONNX Runtime (all graph optimisations, one sequential session with the same number of
+intra-op threads). Weights are the libraries' random initialisation: speed does not depend
+on them. Prints one JSON line with images per
 second and the multiply-add count of one image (torch.utils.flop_counter, 2 FLOPs each).
 
 With --gemm, the f32 matrix-product rate (2048³) instead.

@@ -55,7 +55,8 @@ options:
                     as one more implementation, `before`: before/after in the same rounds
 
 The reference side needs PYTHON pointing at a Python with torch (and onnxruntime, onnx for
-the ONNX Runtime column): tests/parity/requirements.txt. Without it only our side is measured.
+the ONNX Runtime column; timm for inception_v4 and inception_resnet_v2):
+tests/parity/requirements.txt. Without it only our side is measured.
 ";
 
 /// Measured by `infer` when named in `--models`.

@@ -413,8 +413,8 @@ impl DirectPool {
         };
         if s == 1 && ow == w && !inner.is_empty() {
             // Output column j of row l is rows[l·w + j]; a whole window starts at input
-            // l·w + j + off. Over the plane as one run, windows of columns near a row's
-            // ends take inputs of the next or previous row: those columns are then
+            // l·w + j + base − j0. Over the plane as one run, windows of columns near a
+            // row's ends take inputs of the next or previous row: those columns are then
             // recomputed, clipped.
             let (j0, base) = (inner.start, self.cols[inner.start].0);
             let kernel = self.cols[j0].1 - base;

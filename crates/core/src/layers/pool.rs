@@ -407,15 +407,10 @@ impl DirectPool {
         rows.clear();
         rows.resize(h * ow + w.next_multiple_of(s), 0.0);
         let (rows, phases) = rows.split_at_mut(h * ow);
-        let clipped = |line: &[f32], j: usize| {
-            let window = &line[self.cols[j].0..self.cols[j].1];
-            window.iter().fold(init, |r, &v| op(r, v))
-        };
         if s == 1 && ow == w && !inner.is_empty() {
             // Output column j of row l is rows[l·w + j]; a whole window starts at input
             // l·w + j + base − j0. Over the plane as one run, windows of columns near a
-            // row's ends take inputs of the next or previous row: those columns are then
-            // recomputed, clipped.
+            // row's ends take inputs of the next or previous row: those are redone below.
             let (j0, base) = (inner.start, self.cols[inner.start].0);
             let kernel = self.cols[j0].1 - base;
             let run = j0..h * w - (ow - inner.end);
@@ -425,30 +420,18 @@ impl DirectPool {
                 let src = &x[run.start + base + tap - j0..];
                 dst.iter_mut().zip(src).for_each(|(r, &v)| *r = op(*r, v));
             }
+        } else if let Some(&(base, end)) = self.cols.get(inner.start) {
+            // Whole windows tap by tap, each a loop along the row that vectorises.
             for (line, row) in x.chunks_exact(w).zip(rows.chunks_exact_mut(ow)) {
-                for j in (0..inner.start).chain(inner.end..ow) {
-                    row[j] = clipped(line, j);
-                }
+                let dst = &mut row[inner.clone()];
+                taps(dst, line, phases, base..end, s, init, op);
             }
-        } else {
-            for (line, row) in x.chunks_exact(w).zip(rows.chunks_exact_mut(ow)) {
-                // Windows clipped by padding or ceil mode, one by one.
-                for j in (0..inner.start).chain(inner.end..ow) {
-                    row[j] = clipped(line, j);
-                }
-                // Whole windows tap by tap, each a loop along the row that vectorises.
-                let Some(&(base, end)) = self.cols.get(inner.start) else {
-                    continue;
-                };
-                taps(
-                    &mut row[inner.clone()],
-                    line,
-                    phases,
-                    base..end,
-                    s,
-                    init,
-                    op,
-                );
+        }
+        // Windows clipped by padding or ceil mode, one by one.
+        for (line, row) in x.chunks_exact(w).zip(rows.chunks_exact_mut(ow)) {
+            for j in (0..inner.start).chain(inner.end..ow) {
+                let window = &line[self.cols[j].0..self.cols[j].1];
+                row[j] = window.iter().fold(init, |r, &v| op(r, v));
             }
         }
         // The scan's sum over a window's rows starts from +0.

@@ -196,11 +196,14 @@ fn run_bands(
                         m.chunks_mut(tiles * o).enumerate().for_each(product);
                     }
                     let band_out = (ty0, ty1, tw, g.oh, g.ow);
+                    if !transposed::store_tiles(m, out, band_out) {
+                        super::wide!(store_tiles, m: &[f32], out: &mut [f32], band_out: Geom5);
+                    }
                     super::wide!(
-                        transform_output,
-                        m: &[f32],
+                        finish_rows,
                         out: &mut [f32],
                         band_out: Geom5,
+                        o: usize,
                         res: Option<&[f32]>,
                         epilogue: &Epilogue,
                     );
@@ -335,16 +338,10 @@ fn transform_input(split: &[f32], v: &mut [f32], (ty0, ty1, tw, rows, half, c): 
 }
 
 /// `Y = Aᵀ M A` for the tiles of rows `ty0..ty1` from `m` (`[16][tiles][O]`), `LANES`
-/// channels at a time, written to the output pixels they cover (cropped to `oh × ow`);
-/// then the epilogue over those rows.
+/// channels at a time, written to the output pixels they cover (cropped to `oh × ow`), one
+/// value at a time ([`transposed::store_tiles`] writes whole rows where it can).
 #[inline(always)]
-fn transform_output(
-    m: &[f32],
-    out: &mut [f32],
-    (ty0, ty1, tw, oh, ow): Geom5,
-    res: Option<&[f32]>,
-    epilogue: &Epilogue,
-) {
+fn store_tiles(m: &[f32], out: &mut [f32], (ty0, ty1, tw, oh, ow): Geom5) {
     let tiles = (ty1 - ty0) * tw;
     let o = m.len() / (16 * tiles);
     let p = oh * ow;
@@ -382,10 +379,175 @@ fn transform_output(
             }
         }
     }
+}
+
+/// The epilogue over the output rows of tile rows `ty0..ty1`, every one of the `o`
+/// channels.
+#[inline(always)]
+fn finish_rows(
+    out: &mut [f32],
+    (ty0, ty1, _, oh, ow): Geom5,
+    o: usize,
+    res: Option<&[f32]>,
+    epilogue: &Epilogue,
+) {
+    let p = oh * ow;
     let (y0, y1) = (2 * ty0, (2 * ty1).min(oh));
     for ch in 0..o {
         let span = ch * p + y0 * ow..ch * p + y1 * ow;
         epilogue.row(ch, &mut out[span.clone()], None, res.map(|r| &r[span]));
+    }
+}
+
+/// [`store_tiles`] with AVX-512: eight tiles side by side give each of 16 channels 16
+/// consecutive outputs of a row, which a 16 × 16 transpose in registers turns into one
+/// vector store per channel, where the portable loop stores every value on its own (the
+/// output transform was 13–15 % of VGG-16's time). The same additions in the same order,
+/// so the same values.
+mod transposed {
+    use super::Geom5;
+
+    /// Writes the tiles as [`super::store_tiles`] does, if the CPU has AVX-512F; returns
+    /// whether it did.
+    pub(super) fn store_tiles(m: &[f32], out: &mut [f32], band: Geom5) -> bool {
+        #[cfg(target_arch = "x86_64")]
+        if std::arch::is_x86_feature_detected!("avx512f") {
+            let (ty0, ty1, tw, oh, ow) = band;
+            let tiles = (ty1 - ty0) * tw;
+            assert!(
+                tiles > 0 && m.len().is_multiple_of(16 * tiles),
+                "store_tiles: products"
+            );
+            let o = m.len() / (16 * tiles);
+            assert!(
+                out.len() >= o * oh * ow && tw <= ow.div_ceil(2) && ty1 <= oh.div_ceil(2),
+                "store_tiles: tiles past the output"
+            );
+            // SAFETY: the CPU has AVX-512F (checked above). Every load reads `m` at
+            // `(k·tiles + t)·o + o0 + l` for `k < 16`, `t < tiles`, `o0 + l < o` (masked to
+            // the channels left), inside `m` (its length is `16·tiles·o`); every store
+            // writes channel `o0 + l < o`, row `y < oh`, columns `x0..x0 + n` with
+            // `x0 < ow` (as `tx0 < tw ≤ ⌈ow/2⌉`) and `x0 + n ≤ ow` (masked), inside `out`
+            // (at least `o·oh·ow`); all checked above.
+            #[allow(unsafe_code)]
+            unsafe {
+                avx512::store_tiles(m, out, band, o)
+            };
+            return true;
+        }
+        let _ = (m, out, band);
+        false
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[allow(unsafe_code)]
+    mod avx512 {
+        use super::Geom5;
+        use std::arch::x86_64::{
+            __m512, _mm512_add_ps, _mm512_castpd_ps, _mm512_castps_pd, _mm512_mask_storeu_ps,
+            _mm512_maskz_loadu_ps, _mm512_setzero_ps, _mm512_shuffle_f32x4, _mm512_sub_ps,
+            _mm512_unpackhi_pd, _mm512_unpackhi_ps, _mm512_unpacklo_pd, _mm512_unpacklo_ps,
+        };
+
+        /// `Aᵀ x` along one axis: `x0 + x1 + x2, x1 − x2 − x3`, as [`super::super::at`].
+        #[target_feature(enable = "avx512f")]
+        #[inline]
+        fn at(x: [__m512; 4]) -> [__m512; 2] {
+            [
+                _mm512_add_ps(_mm512_add_ps(x[0], x[1]), x[2]),
+                _mm512_sub_ps(_mm512_sub_ps(x[1], x[2]), x[3]),
+            ]
+        }
+
+        /// `r[i]` lane `j` becomes `r[j]` lane `i`.
+        #[target_feature(enable = "avx512f")]
+        #[inline]
+        fn transpose(r: &mut [__m512; 16]) {
+            let mut t = [_mm512_setzero_ps(); 16];
+            for i in 0..8 {
+                t[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);
+                t[2 * i + 1] = _mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]);
+            }
+            for i in 0..4 {
+                let (a, b, c, d) = (t[4 * i], t[4 * i + 1], t[4 * i + 2], t[4 * i + 3]);
+                let pd = _mm512_castps_pd;
+                r[4 * i] = _mm512_castpd_ps(_mm512_unpacklo_pd(pd(a), pd(c)));
+                r[4 * i + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(pd(a), pd(c)));
+                r[4 * i + 2] = _mm512_castpd_ps(_mm512_unpacklo_pd(pd(b), pd(d)));
+                r[4 * i + 3] = _mm512_castpd_ps(_mm512_unpackhi_pd(pd(b), pd(d)));
+            }
+            for i in 0..4 {
+                for h in 0..2 {
+                    let (a, b) = (r[8 * h + i], r[8 * h + i + 4]);
+                    t[8 * h + i] = _mm512_shuffle_f32x4::<0x88>(a, b);
+                    t[8 * h + i + 4] = _mm512_shuffle_f32x4::<0xdd>(a, b);
+                }
+            }
+            for i in 0..8 {
+                r[i] = _mm512_shuffle_f32x4::<0x88>(t[i], t[i + 8]);
+                r[i + 8] = _mm512_shuffle_f32x4::<0xdd>(t[i], t[i + 8]);
+            }
+        }
+
+        /// See [`super::store_tiles`], whose checks and safety argument this relies on.
+        #[target_feature(enable = "avx512f")]
+        pub(super) unsafe fn store_tiles(
+            m: &[f32],
+            out: &mut [f32],
+            (ty0, ty1, tw, oh, ow): Geom5,
+            o: usize,
+        ) {
+            let tiles = (ty1 - ty0) * tw;
+            let p = oh * ow;
+            let (m, out) = (m.as_ptr(), out.as_mut_ptr());
+            for ty in ty0..ty1 {
+                for o0 in (0..o).step_by(16) {
+                    let channels = (o - o0).min(16);
+                    let lanes = ((1u32 << channels) - 1) as u16;
+                    for tx0 in (0..tw).step_by(8) {
+                        // Row r of the outputs, column 2i + c of this group of tiles, as a
+                        // vector over the channels.
+                        let mut rows = [[_mm512_setzero_ps(); 16]; 2];
+                        for i in 0..(tw - tx0).min(8) {
+                            let t = (ty - ty0) * tw + tx0 + i;
+                            let mut e = [_mm512_setzero_ps(); 16];
+                            for (k, e) in e.iter_mut().enumerate() {
+                                // SAFETY: the caller's (see above).
+                                *e = unsafe {
+                                    _mm512_maskz_loadu_ps(lanes, m.add((k * tiles + t) * o + o0))
+                                };
+                            }
+                            let mut s = [[_mm512_setzero_ps(); 2]; 4];
+                            for (j, s) in s.iter_mut().enumerate() {
+                                *s = at([e[j], e[4 + j], e[8 + j], e[12 + j]]);
+                            }
+                            for (r, rows) in rows.iter_mut().enumerate() {
+                                let [v0, v1] = at([s[0][r], s[1][r], s[2][r], s[3][r]]);
+                                rows[2 * i] = v0;
+                                rows[2 * i + 1] = v1;
+                            }
+                        }
+                        let x0 = 2 * tx0;
+                        let columns = (ow - x0).min(16);
+                        let keep = ((1u32 << columns) - 1) as u16;
+                        for (r, row) in rows.iter_mut().enumerate() {
+                            let y = 2 * ty + r;
+                            if y >= oh {
+                                continue;
+                            }
+                            transpose(row);
+                            for (l, v) in row.iter().enumerate().take(channels) {
+                                // SAFETY: the caller's (see above).
+                                unsafe {
+                                    let at = out.add((o0 + l) * p + y * ow + x0);
+                                    _mm512_mask_storeu_ps(at, keep, *v);
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
     }
 }
 
@@ -423,6 +585,31 @@ mod tests {
             }
         }
         y
+    }
+
+    #[test]
+    fn the_transposed_tile_stores_equal_the_portable_ones_to_the_bit() {
+        // Channels around multiples of 16, tile rows around multiples of 8, odd outputs
+        // (the last tile cropped), a band that starts below the first tile row.
+        let cases: [(usize, usize, usize, usize); 4] =
+            [(16, 8, 16, 0), (5, 7, 7, 1), (33, 9, 19, 2), (64, 4, 34, 0)];
+        for (o, oh, ow, ty0) in cases {
+            let (th, tw) = (oh.div_ceil(2), ow.div_ceil(2));
+            let m = values(16 * (th - ty0) * tw * o, o + ow);
+            let band = (ty0, th, tw, oh, ow);
+            let mut portable = vec![f32::NAN; o * oh * ow];
+            store_tiles(&m, &mut portable, band);
+            let mut fast = vec![f32::NAN; o * oh * ow];
+            if !transposed::store_tiles(&m, &mut fast, band) {
+                return;
+            }
+            let bits = |v: &[f32]| v.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+            assert_eq!(
+                bits(&portable),
+                bits(&fast),
+                "({o}, {oh}×{ow}, from tile row {ty0})"
+            );
+        }
     }
 
     #[test]

@@ -508,7 +508,8 @@ mod transposed {
                         // Row r of the outputs, column 2i + c of this group of tiles, as a
                         // vector over the channels.
                         let mut rows = [[_mm512_setzero_ps(); 16]; 2];
-                        for i in 0..(tw - tx0).min(8) {
+                        let group = (tw - tx0).min(8);
+                        for i in 0..group {
                             let t = (ty - ty0) * tw + tx0 + i;
                             let mut e = [_mm512_setzero_ps(); 16];
                             for (k, e) in e.iter_mut().enumerate() {
@@ -528,7 +529,8 @@ mod transposed {
                             }
                         }
                         let x0 = 2 * tx0;
-                        let columns = (ow - x0).min(16);
+                        // The columns these tiles cover, cropped to the output.
+                        let columns = (ow - x0).min(2 * group);
                         let keep = ((1u32 << columns) - 1) as u16;
                         for (r, row) in rows.iter_mut().enumerate() {
                             let y = 2 * ty + r;

@@ -407,11 +407,12 @@ fn finish_rows(
 mod transposed {
     use super::Geom5;
 
-    /// Writes the tiles as [`super::store_tiles`] does, if the CPU has AVX-512F; returns
+    /// Writes the tiles as [`super::store_tiles`] does, if the CPU has the AVX-512 subsets
+    /// [`crate::kernels::wide!`] is compiled for ([`crate::kernels::has_avx512`]); returns
     /// whether it did.
     pub(super) fn store_tiles(m: &[f32], out: &mut [f32], band: Geom5) -> bool {
         #[cfg(target_arch = "x86_64")]
-        if std::arch::is_x86_feature_detected!("avx512f") {
+        if crate::kernels::has_avx512() {
             let (ty0, ty1, tw, oh, ow) = band;
             let tiles = (ty1 - ty0) * tw;
             assert!(
@@ -423,9 +424,9 @@ mod transposed {
                 out.len() >= o * oh * ow && tw <= ow.div_ceil(2) && ty1 <= oh.div_ceil(2),
                 "store_tiles: tiles past the output"
             );
-            // SAFETY: the CPU has AVX-512F (checked above). Every load reads `m` at
-            // `(k·tiles + t)·o + o0 + l` for `k < 16`, `t < tiles`, `o0 + l < o` (masked to
-            // the channels left), inside `m` (its length is `16·tiles·o`); every store
+            // SAFETY: the CPU has AVX-512F (`has_avx512`, checked above). Every load reads
+            // `m` at `(k·tiles + t)·o + o0 + l` for `k < 16`, `t < tiles`, `o0 + l < o`
+            // (masked to the channels left), inside `m` (its length is `16·tiles·o`); every store
             // writes channel `o0 + l < o`, row `y < oh`, columns `x0..x0 + n` with
             // `x0 < ow` (as `tx0 < tw ≤ ⌈ow/2⌉`) and `x0 + n ≤ ow` (masked), inside `out`
             // (at least `o·oh·ow`); all checked above.

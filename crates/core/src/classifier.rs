@@ -29,14 +29,24 @@ pub trait Classifier: ModuleT + Send + Sync {
     /// images by groups of about 50 000 pixels), the images in parallel on the rayon pool,
     /// and the head on the whole batch: each thread then works on one image's maps, which
     /// stay in cache and whose buffers the allocator recycles, where a batch's maps would be
-    /// fresh memory at every layer (docs/perf.md). Nothing in an evaluation backbone mixes
+    /// fresh memory at every layer (docs/perf.md). A model may ask for groups of images
+    /// instead ([`Classifier::eval_group`]), to run its last layers, whose weights are large
+    /// and maps small, on several images at once. Nothing in an evaluation backbone mixes
     /// images, so the values are the same (up to the order of floating-point sums); the head
     /// (VGG's 400 MB fc6) still reads its weights once per batch.
     fn classify(&self, xs: &Tensor, train: bool) -> Result<Tensor> {
         let (n, pixels) = (xs.dim(0)?, xs.dims()[2..].iter().product::<usize>());
         // Small images (CIFAR, MNIST) go in groups, so that a task's work outweighs the cost
-        // of dispatching its operations.
+        // of dispatching its operations; large ones one by one, or in the groups the model
+        // asks for (no more than give every thread a task).
         let per_task = CHUNK_PIXELS.div_ceil(pixels.max(1)).clamp(1, n.max(1));
+        let grouped = per_task == 1 && self.eval_group() > 1;
+        let per_task = if grouped {
+            let threads = rayon::current_num_threads();
+            self.eval_group().min(n.div_ceil(threads)).max(1)
+        } else {
+            per_task
+        };
         // A forward pass being counted stays on this thread, where the tally is.
         let sequential = train
             || per_task >= n
@@ -51,12 +61,32 @@ pub trait Classifier: ModuleT + Send + Sync {
                 .map(|i| {
                     let first = i * per_task;
                     let x = xs.narrow(0, first, per_task.min(n - first))?;
-                    self.forward_features(&x, false)
+                    if grouped {
+                        self.forward_features_group(&x)
+                    } else {
+                        self.forward_features(&x, false)
+                    }
                 })
                 .collect::<Result<Vec<_>>>()?;
             Tensor::cat(&maps, 0)?
         };
         self.forward_head(&features, train)
+    }
+
+    /// Images per task of [`Classifier::classify`] in evaluation on the CPU, where images
+    /// are large enough to run one per task: 1 by default. A model whose last layers have
+    /// small maps and large weights (ResNet's last two stages) asks for more, and runs them
+    /// in [`Classifier::forward_features_group`].
+    fn eval_group(&self) -> usize {
+        1
+    }
+
+    /// The backbone in evaluation for a group of [`Classifier::eval_group`] images, on one
+    /// thread: by default [`Classifier::forward_features`]. A model that asks for groups
+    /// runs its early layers image by image here (their maps stay in cache) and its later
+    /// ones on the group, whose images then share each weight's reads.
+    fn forward_features_group(&self, xs: &Tensor) -> Result<Tensor> {
+        self.forward_features(xs, false)
     }
 
     /// Folds every BatchNorm into the convolution before it, for inference (see

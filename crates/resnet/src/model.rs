@@ -217,6 +217,12 @@ impl Block {
     }
 }
 
+/// Images per evaluation task on the CPU ([`Classifier::eval_group`]).
+const EVAL_GROUP: usize = 8;
+/// The map size (pixels) from which blocks run on a group of images rather than image by
+/// image ([`Classifier::forward_features_group`]).
+const SMALL_MAP: usize = 14 * 14;
+
 /// A ResNet: stem (`conv1`, `bn1`, ReLU, max pool), stages `layer1` … `layerN` of residual
 /// blocks, global average pooling and the linear classifier `fc`.
 ///
@@ -298,6 +304,37 @@ impl Classifier for ResNet {
 
     fn forward_head(&self, features: &Tensor, _train: bool) -> Result<Tensor> {
         self.fc.forward(&global_avg_pool(features)?)
+    }
+
+    fn eval_group(&self) -> usize {
+        EVAL_GROUP
+    }
+
+    /// Image by image until the maps are [`SMALL_MAP`] pixels or fewer (ResNet-50 from
+    /// `layer3.1`, whose maps are 14×14), then the blocks on the group: the last stages'
+    /// weights (a bottleneck of `layer4` holds 25 MB with its Winograd transform) are then
+    /// read once for the group instead of once per image.
+    fn forward_features_group(&self, xs: &Tensor) -> Result<Tensor> {
+        let blocks: Vec<&Block> = self.stages.iter().flatten().collect();
+        let mut early = 0;
+        let mut maps = Vec::with_capacity(xs.dim(0)?);
+        for i in 0..xs.dim(0)? {
+            let mut x = self.stem.forward_t(&xs.narrow(0, i, 1)?, false)?;
+            if let Some(pool) = &self.stem_pool {
+                x = pool.forward(&x)?;
+            }
+            early = 0;
+            while early < blocks.len() && x.dims()[2..].iter().product::<usize>() > SMALL_MAP {
+                x = blocks[early].forward_t(&x, false)?;
+                early += 1;
+            }
+            maps.push(x);
+        }
+        let mut x = Tensor::cat(&maps, 0)?;
+        for block in &blocks[early..] {
+            x = block.forward_t(&x, false)?;
+        }
+        Ok(x)
     }
 
     fn num_classes(&self) -> usize {

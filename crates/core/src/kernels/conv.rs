@@ -373,7 +373,9 @@ impl Geometry {
     ) -> Vec<f32> {
         let (p, o) = (self.p(), self.o);
         let mut out = super::alloc::zeroed(n * o * p);
-        let per_job = if p >= MIN_COLS || winograd.is_some() {
+        let per_job = if winograd.is_some() {
+            super::winograd::images_per_job(self, n)
+        } else if p >= MIN_COLS {
             1
         } else {
             MIN_COLS.div_ceil(p)
@@ -385,7 +387,7 @@ impl Geometry {
             let x = &x[b0 * in_len..][..images * in_len];
             let res = res.map(|r| &r[b0 * out_len..][..images * out_len]);
             if let Some(u) = winograd {
-                super::winograd::run_image(self, u, x, out, res, epilogue, parallel);
+                super::winograd::run(self, u, x, images, out, res, epilogue, parallel);
             } else if images == 1 {
                 run_image(self, w, x, out, res, epilogue, parallel);
             } else {

@@ -15,9 +15,10 @@
 //! f64 reference in the tests, and on whole networks by the parity tests, which run this
 //! path).
 //!
-//! Used by the inference convolution (`conv.rs`) for one image at a time, for 3×3 kernels
-//! with stride 1, no dilation, one group, and maps wide enough that the tiles fill the
-//! matrix kernel (see [`applies`]).
+//! Used by the inference convolution (`conv.rs`) for 3×3 kernels with stride 1, no
+//! dilation, one group, and maps wide enough that the tiles fill the matrix kernel (see
+//! [`applies`]): one image at a time, or on small maps several images whose tiles share
+//! the products (see [`images_per_job`]).
 
 use super::conv::{Epilogue, Geometry, with_buffer};
 use super::gemm::{MatMut, MatRef, matmul};
@@ -115,27 +116,45 @@ thread_local! {
 const BAND_BYTES: usize = 1 << 20;
 /// The largest transformed weight read again for every band.
 const U_IN_CACHE: usize = 8 << 20;
+/// The fewest tiles a job's products take, where an image has fewer (see
+/// [`images_per_job`]).
+const JOB_TILES: usize = 64;
 
-/// `epilogue(conv(x, w))` for one image: `x` is `C × H × W`, `u` the
-/// [`transform_weights`] of the layer, `out` `O × OH × OW`, `res` the residual's values
-/// for this image (if any).
-pub(crate) fn run_image(
+/// `epilogue(conv(x, w))` for `n` images: `x` is `N × C × H × W`, `u` the
+/// [`transform_weights`] of the layer, `out` `N × O × OH × OW`, `res` the residual's
+/// values for these images (if any). The images' tiles go through the same 16 products,
+/// so that `U` is read once for all of them (see [`images_per_job`]).
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn run(
     g: &Geometry,
     u: &[f32],
     x: &[f32],
+    n: usize,
     out: &mut [f32],
     res: Option<&[f32]>,
     epilogue: &Epilogue,
     parallel: bool,
 ) {
-    run_bands(g, u, x, out, (res, epilogue), parallel, BAND_BYTES);
+    run_bands(g, u, x, n, out, (res, epilogue), parallel, BAND_BYTES);
 }
 
-/// [`run_image`] in bands of tile rows whose `V` and `M` take about `band_bytes`.
+/// Images whose tiles share one set of products: one where an image has enough tiles to
+/// fill the matrix kernel; on small maps (ResNet's 14×14 and 7×7 stages, 49 and 16 tiles),
+/// enough images for [`JOB_TILES`] tiles, so that the transformed weight (4–17 MB there,
+/// read from memory) is read once for all of them instead of once per image.
+pub(crate) fn images_per_job(g: &Geometry, n: usize) -> usize {
+    let tiles = g.oh.div_ceil(2) * g.ow.div_ceil(2);
+    JOB_TILES.div_ceil(tiles).clamp(1, n.max(1))
+}
+
+/// [`run`] in bands of tile rows (counted over the images, one after the other) whose `V`
+/// and `M` take about `band_bytes`.
+#[allow(clippy::too_many_arguments)]
 fn run_bands(
     g: &Geometry,
     u: &[f32],
     x: &[f32],
+    n: usize,
     out: &mut [f32],
     (res, epilogue): (Option<&[f32]>, &Epilogue),
     parallel: bool,
@@ -146,33 +165,49 @@ fn run_bands(
     // Padded rows 0..2·th + 2, each split into even and odd columns (tw + 1 of each), so
     // that every tap of a row of tiles is a contiguous run.
     let (rows, half) = (2 * th + 2, tw + 1);
+    let split_len = c * rows * 2 * half;
     // Every band streams all of `U` (16·C·O values) through the products. Up to a few MB
     // it comes from cache and bands that fit L2 are faster (AlexNet's 4.7 MB: 10 % over
     // one band); a larger `U` is read once, in one band (VGG-16's 16 MB at 28×28 ran no
     // faster than the direct kernel in its 14 bands of one tile row, 1.74× in one).
-    let band_bytes = if 16 * c * o * 4 > U_IN_CACHE {
+    // Several images are together to share `U`: one band.
+    let band_bytes = if 16 * c * o * 4 > U_IN_CACHE || n > 1 {
         usize::MAX
     } else {
         band_bytes
     };
-    let band = (band_bytes / (16 * (c + o) * tw * 4)).clamp(1, th);
+    let band = (band_bytes / (16 * (c + o) * tw * 4)).clamp(1, n * th);
     // `LANES` elements of slack after the planes and after each element's `V`: the input
     // transform reads and writes whole vectors past the last tile of a row.
-    with_buffer(&SPLIT, c * rows * 2 * half + LANES, |split| {
+    with_buffer(&SPLIT, n * split_len + LANES, |split| {
         let geometry = (g.h, g.w, g.ph, g.pw, rows, half);
-        super::wide!(split_input, x: &[f32], split: &mut [f32], geometry: Geom6);
-        let mut ty0 = 0;
-        while ty0 < th {
-            let ty1 = (ty0 + band).min(th);
-            let tiles = (ty1 - ty0) * tw;
+        let images = x
+            .chunks_exact(c * g.h * g.w)
+            .zip(split.chunks_mut(split_len));
+        for (x, split) in images {
+            super::wide!(split_input, x: &[f32], split: &mut [f32], geometry: Geom6);
+        }
+        let mut t0 = 0;
+        while t0 < n * th {
+            let t1 = (t0 + band).min(n * th);
+            let b = Band {
+                t0,
+                t1,
+                th,
+                tw,
+                oh: g.oh,
+                ow: g.ow,
+            };
+            let tiles = b.tiles();
             let stride = c * tiles + LANES;
             with_buffer(&V, 16 * stride, |v| {
-                let band_rows = (ty0, ty1, tw, rows, half, c);
+                let planes = (rows, half, c);
                 super::wide!(
                     transform_input,
                     split: &[f32],
                     v: &mut [f32],
-                    band_rows: Geom6,
+                    b: Band,
+                    planes: (usize, usize, usize),
                 );
                 with_buffer(&M, 16 * o * tiles, |m| {
                     // M[e] = V[e]ᵀ · U[e], `tiles × O`: the channels, a multiple of 16
@@ -195,26 +230,49 @@ fn run_bands(
                     } else {
                         m.chunks_mut(tiles * o).enumerate().for_each(product);
                     }
-                    let band_out = (ty0, ty1, tw, g.oh, g.ow);
-                    if !transposed::store_tiles(m, out, band_out) {
-                        super::wide!(store_tiles, m: &[f32], out: &mut [f32], band_out: Geom5);
+                    if !transposed::store_tiles(m, out, b) {
+                        super::wide!(store_tiles, m: &[f32], out: &mut [f32], b: Band);
                     }
                     super::wide!(
                         finish_rows,
                         out: &mut [f32],
-                        band_out: Geom5,
+                        b: Band,
                         o: usize,
                         res: Option<&[f32]>,
                         epilogue: &Epilogue,
                     );
                 });
             });
-            ty0 = ty1;
+            t0 = t1;
         }
     });
 }
 
-type Geom5 = (usize, usize, usize, usize, usize);
+/// Tile rows `t0..t1` of a run of images, counted over the images one after the other:
+/// row `t` is row `t % th` of image `t / th`, whose tiles (`th × tw`) cover its `oh × ow`
+/// outputs.
+#[derive(Debug, Clone, Copy)]
+struct Band {
+    t0: usize,
+    t1: usize,
+    th: usize,
+    tw: usize,
+    oh: usize,
+    ow: usize,
+}
+
+impl Band {
+    fn tiles(&self) -> usize {
+        (self.t1 - self.t0) * self.tw
+    }
+
+    /// The image and its tile row of band row `t`.
+    #[inline(always)]
+    fn place(&self, t: usize) -> (usize, usize) {
+        (t / self.th, t % self.th)
+    }
+}
+
 type Geom6 = (usize, usize, usize, usize, usize, usize);
 
 /// Pads each input plane (`h × w`, padding `ph`, `pw`) to `rows` rows and splits every
@@ -292,19 +350,20 @@ fn at(x: [&Lanes; 4]) -> [Lanes; 2] {
     [add(&add(x[0], x[1]), x[2]), sub(&sub(x[1], x[2]), x[3])]
 }
 
-/// `V = Bᵀ d B` for the tiles of rows `ty0..ty1` (`tw` per row) of the `c` channels of
-/// `split`, into `v` as `[16][C][tiles]` (each element's matrix followed by `LANES` of
+/// `V = Bᵀ d B` for the tiles of band `b` of the `c` channels of `split` (each image's
+/// planes after the last's), into `v` as `[16][C][tiles]` (each element's matrix followed by `LANES` of
 /// slack), `LANES` tiles at a time. A row's last vector may run past its tiles: the extra
 /// lanes read the next padded row (or the slack after the planes) and land on tiles
 /// written after them (the next row, the next channel) or in the slack.
 #[inline(always)]
-fn transform_input(split: &[f32], v: &mut [f32], (ty0, ty1, tw, rows, half, c): Geom6) {
-    let tiles = (ty1 - ty0) * tw;
+fn transform_input(split: &[f32], v: &mut [f32], b: Band, (rows, half, c): (usize, usize, usize)) {
+    let (tiles, tw) = (b.tiles(), b.tw);
     let stride = c * tiles + LANES;
     for ch in 0..c {
-        let plane = ch * rows * 2 * half;
-        for ty in ty0..ty1 {
-            let at0 = ch * tiles + (ty - ty0) * tw;
+        for t in b.t0..b.t1 {
+            let (image, ty) = b.place(t);
+            let plane = (image * c + ch) * rows * 2 * half;
+            let at0 = ch * tiles + (t - b.t0) * tw;
             for tx in (0..tw).step_by(LANES) {
                 // Patch element (k, j) of tile tx is padded row 2·ty + k, column 2·tx + j:
                 // even column tx + j/2 for even j, odd for odd j.
@@ -337,17 +396,21 @@ fn transform_input(split: &[f32], v: &mut [f32], (ty0, ty1, tw, rows, half, c): 
     }
 }
 
-/// `Y = Aᵀ M A` for the tiles of rows `ty0..ty1` from `m` (`[16][tiles][O]`), `LANES`
-/// channels at a time, written to the output pixels they cover (cropped to `oh × ow`), one
-/// value at a time ([`transposed::store_tiles`] writes whole rows where it can).
+/// `Y = Aᵀ M A` for the tiles of band `b` from `m` (`[16][tiles][O]`), `LANES` channels
+/// at a time, written to the output pixels they cover (cropped to `oh × ow`) in their
+/// image's `O × OH × OW` of `out`, one value at a time ([`transposed::store_tiles`] writes
+/// whole rows where it can).
 #[inline(always)]
-fn store_tiles(m: &[f32], out: &mut [f32], (ty0, ty1, tw, oh, ow): Geom5) {
-    let tiles = (ty1 - ty0) * tw;
+fn store_tiles(m: &[f32], out: &mut [f32], b: Band) {
+    let tiles = b.tiles();
     let o = m.len() / (16 * tiles);
+    let (oh, ow) = (b.oh, b.ow);
     let p = oh * ow;
-    for ty in ty0..ty1 {
-        for tx in 0..tw {
-            let t = (ty - ty0) * tw + tx;
+    for t in b.t0..b.t1 {
+        let (image, ty) = b.place(t);
+        let out = &mut out[image * o * p..][..o * p];
+        for tx in 0..b.tw {
+            let t = (t - b.t0) * b.tw + tx;
             for o0 in (0..o).step_by(LANES) {
                 let n = LANES.min(o - o0);
                 let mut e = [[0f32; LANES]; 16];
@@ -381,21 +444,22 @@ fn store_tiles(m: &[f32], out: &mut [f32], (ty0, ty1, tw, oh, ow): Geom5) {
     }
 }
 
-/// The epilogue over the output rows of tile rows `ty0..ty1`, every one of the `o`
-/// channels.
+/// The epilogue over the output rows of band `b`, every one of the `o` channels.
 #[inline(always)]
-fn finish_rows(
-    out: &mut [f32],
-    (ty0, ty1, _, oh, ow): Geom5,
-    o: usize,
-    res: Option<&[f32]>,
-    epilogue: &Epilogue,
-) {
-    let p = oh * ow;
-    let (y0, y1) = (2 * ty0, (2 * ty1).min(oh));
-    for ch in 0..o {
-        let span = ch * p + y0 * ow..ch * p + y1 * ow;
-        epilogue.row(ch, &mut out[span.clone()], None, res.map(|r| &r[span]));
+fn finish_rows(out: &mut [f32], b: Band, o: usize, res: Option<&[f32]>, epilogue: &Epilogue) {
+    let p = b.oh * b.ow;
+    let mut t = b.t0;
+    while t < b.t1 {
+        // The band's rows in one image at a time.
+        let (image, ty0) = b.place(t);
+        let ty1 = (ty0 + b.t1 - t).min(b.th);
+        let (y0, y1) = (2 * ty0, (2 * ty1).min(b.oh));
+        let at = image * o * p;
+        for ch in 0..o {
+            let span = at + ch * p + y0 * b.ow..at + ch * p + y1 * b.ow;
+            epilogue.row(ch, &mut out[span.clone()], None, res.map(|r| &r[span]));
+        }
+        t += ty1 - ty0;
     }
 }
 
@@ -405,45 +469,47 @@ fn finish_rows(
 /// output transform was 13–15 % of VGG-16's time). The same additions in the same order,
 /// so the same values.
 mod transposed {
-    use super::Geom5;
+    use super::Band;
 
     /// Writes the tiles as [`super::store_tiles`] does, if the CPU has the AVX-512 subsets
     /// [`crate::kernels::wide!`] is compiled for ([`crate::kernels::has_avx512`]); returns
     /// whether it did.
-    pub(super) fn store_tiles(m: &[f32], out: &mut [f32], band: Geom5) -> bool {
+    pub(super) fn store_tiles(m: &[f32], out: &mut [f32], b: Band) -> bool {
         #[cfg(target_arch = "x86_64")]
         if crate::kernels::has_avx512() {
-            let (ty0, ty1, tw, oh, ow) = band;
-            let tiles = (ty1 - ty0) * tw;
+            let tiles = b.tiles();
             assert!(
                 tiles > 0 && m.len().is_multiple_of(16 * tiles),
                 "store_tiles: products"
             );
             let o = m.len() / (16 * tiles);
             assert!(
-                out.len() >= o * oh * ow && tw <= ow.div_ceil(2) && ty1 <= oh.div_ceil(2),
+                out.len() >= b.t1.div_ceil(b.th) * o * b.oh * b.ow
+                    && b.tw <= b.ow.div_ceil(2)
+                    && b.th <= b.oh.div_ceil(2),
                 "store_tiles: tiles past the output"
             );
             // SAFETY: the CPU has AVX-512F (`has_avx512`, checked above). Every load reads
             // `m` at `(k·tiles + t)·o + o0 + l` for `k < 16`, `t < tiles`, `o0 + l < o`
-            // (masked to the channels left), inside `m` (its length is `16·tiles·o`); every store
-            // writes channel `o0 + l < o`, row `y < oh`, columns `x0..x0 + n` with
-            // `x0 < ow` (as `tx0 < tw ≤ ⌈ow/2⌉`) and `x0 + n ≤ ow` (masked), inside `out`
-            // (at least `o·oh·ow`); all checked above.
+            // (masked to the channels left), inside `m` (its length is `16·tiles·o`); every
+            // store writes image `t / th < ⌈t1 / th⌉`, channel `o0 + l < o`, row
+            // `y < oh`, columns `x0..x0 + n` with `x0 < ow` (as `tx0 < tw ≤ ⌈ow/2⌉`) and
+            // `x0 + n ≤ ow` (masked), inside `out` (at least `⌈t1 / th⌉·o·oh·ow`); all
+            // checked above.
             #[allow(unsafe_code)]
             unsafe {
-                avx512::store_tiles(m, out, band, o)
+                avx512::store_tiles(m, out, b, o)
             };
             return true;
         }
-        let _ = (m, out, band);
+        let _ = (m, out, b);
         false
     }
 
     #[cfg(target_arch = "x86_64")]
     #[allow(unsafe_code)]
     mod avx512 {
-        use super::Geom5;
+        use super::Band;
         use std::arch::x86_64::{
             __m512, _mm512_add_ps, _mm512_castpd_ps, _mm512_castps_pd, _mm512_mask_storeu_ps,
             _mm512_maskz_loadu_ps, _mm512_setzero_ps, _mm512_shuffle_f32x4, _mm512_sub_ps,
@@ -492,16 +558,14 @@ mod transposed {
 
         /// See [`super::store_tiles`], whose checks and safety argument this relies on.
         #[target_feature(enable = "avx512f")]
-        pub(super) unsafe fn store_tiles(
-            m: &[f32],
-            out: &mut [f32],
-            (ty0, ty1, tw, oh, ow): Geom5,
-            o: usize,
-        ) {
-            let tiles = (ty1 - ty0) * tw;
+        pub(super) unsafe fn store_tiles(m: &[f32], out: &mut [f32], b: Band, o: usize) {
+            let (tiles, tw, oh, ow) = (b.tiles(), b.tw, b.oh, b.ow);
             let p = oh * ow;
             let (m, out) = (m.as_ptr(), out.as_mut_ptr());
-            for ty in ty0..ty1 {
+            for t in b.t0..b.t1 {
+                let (image, ty) = b.place(t);
+                // SAFETY: the caller's (see above).
+                let out = unsafe { out.add(image * o * p) };
                 for o0 in (0..o).step_by(16) {
                     let channels = (o - o0).min(16);
                     let lanes = ((1u32 << channels) - 1) as u16;
@@ -511,7 +575,7 @@ mod transposed {
                         let mut rows = [[_mm512_setzero_ps(); 16]; 2];
                         let group = (tw - tx0).min(8);
                         for i in 0..group {
-                            let t = (ty - ty0) * tw + tx0 + i;
+                            let t = (t - b.t0) * tw + tx0 + i;
                             let mut e = [_mm512_setzero_ps(); 16];
                             for (k, e) in e.iter_mut().enumerate() {
                                 // SAFETY: the caller's (see above).
@@ -593,24 +657,38 @@ mod tests {
     #[test]
     fn the_transposed_tile_stores_equal_the_portable_ones_to_the_bit() {
         // Channels around multiples of 16, tile rows around multiples of 8, odd outputs
-        // (the last tile cropped), a band that starts below the first tile row.
-        let cases: [(usize, usize, usize, usize); 4] =
-            [(16, 8, 16, 0), (5, 7, 7, 1), (33, 9, 19, 2), (64, 4, 34, 0)];
-        for (o, oh, ow, ty0) in cases {
+        // (the last tile cropped), a band that starts below the first tile row, bands over
+        // several images (starting and ending inside one).
+        let cases: [(usize, usize, usize, usize, usize, usize); 6] = [
+            (16, 8, 16, 0, 4, 1),
+            (5, 7, 7, 1, 4, 1),
+            (33, 9, 19, 2, 5, 1),
+            (64, 4, 34, 0, 2, 1),
+            (17, 7, 7, 0, 12, 3),
+            (32, 14, 14, 5, 19, 3),
+        ];
+        for (o, oh, ow, t0, t1, images) in cases {
             let (th, tw) = (oh.div_ceil(2), ow.div_ceil(2));
-            let m = values(16 * (th - ty0) * tw * o, o + ow);
-            let band = (ty0, th, tw, oh, ow);
-            let mut portable = vec![f32::NAN; o * oh * ow];
-            store_tiles(&m, &mut portable, band);
-            let mut fast = vec![f32::NAN; o * oh * ow];
-            if !transposed::store_tiles(&m, &mut fast, band) {
+            let m = values(16 * (t1 - t0) * tw * o, o + ow);
+            let b = Band {
+                t0,
+                t1,
+                th,
+                tw,
+                oh,
+                ow,
+            };
+            let mut portable = vec![f32::NAN; images * o * oh * ow];
+            store_tiles(&m, &mut portable, b);
+            let mut fast = vec![f32::NAN; images * o * oh * ow];
+            if !transposed::store_tiles(&m, &mut fast, b) {
                 return;
             }
             let bits = |v: &[f32]| v.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
             assert_eq!(
                 bits(&portable),
                 bits(&fast),
-                "({o}, {oh}×{ow}, from tile row {ty0})"
+                "({o}, {oh}×{ow}, tile rows {t0}..{t1} of {images} images)"
             );
         }
     }
@@ -618,13 +696,14 @@ mod tests {
     #[test]
     fn winograd_matches_the_direct_convolution() {
         // Even and odd maps, paddings 0, 1 and 2, bands of one tile row and of several,
-        // with an epilogue and a residual.
+        // one image and several, with an epilogue and a residual.
         for (k, (c, h, w, o, pad)) in [
             (32, 14, 14, 40, 1),
             (33, 13, 17, 32, 1),
             (32, 16, 15, 48, 0),
             (40, 12, 13, 32, 2),
             (64, 57, 9, 32, 1),
+            (32, 7, 7, 48, 1),
         ]
         .into_iter()
         .enumerate()
@@ -635,9 +714,7 @@ mod tests {
                 applies(&g) || g.oh.div_ceil(2) * g.ow.div_ceil(2) < 40,
                 "case {k}"
             );
-            let x = values(c * h * w, k);
             let wt = values(o * c * 9, k + 10);
-            let res = values(o * g.p(), k + 20);
             let e = Epilogue {
                 scale: Some(values(o, k + 30)),
                 shift: Some(values(o, k + 40)),
@@ -646,22 +723,31 @@ mod tests {
                 act_after: Some(Activation::Relu),
             };
             let u = transform_weights(&wt, o, c);
-            let want = naive(&x, &g, &wt);
-            // One band, and bands of one and of three tile rows.
-            for band_bytes in [BAND_BYTES, 1, 3 * 16 * (c + o) * g.ow.div_ceil(2) * 4] {
-                let mut out = vec![f32::NAN; o * g.p()];
-                // The products on this thread, and shared out over the pool.
-                let parallel = band_bytes == 1;
-                run_bands(&g, &u, &x, &mut out, (Some(&res), &e), parallel, band_bytes);
-                let scale = want.iter().fold(1f64, |m, v| m.max(v.abs()));
-                for (i, (got, y)) in out.iter().zip(&want).enumerate() {
-                    let ch = i / g.p();
-                    let (s, t) = (e.scale.as_ref().unwrap()[ch], e.shift.as_ref().unwrap()[ch]);
-                    let y = ((*y as f32 * s + t).max(0.0) + res[i]).max(0.0);
-                    assert!(
-                        (got - y).abs() <= 2e-6 * scale as f32 * s.abs().max(1.0),
-                        "case {k} ({c}, {h}×{w}, {o}, pad {pad}), band {band_bytes}: [{i}] {got} vs {y}"
-                    );
+            for n in [1, 3] {
+                let x = values(n * c * h * w, k);
+                let res = values(n * o * g.p(), k + 20);
+                let want: Vec<f64> = x
+                    .chunks_exact(c * h * w)
+                    .flat_map(|x| naive(x, &g, &wt))
+                    .collect();
+                // One band, and bands of one and of three tile rows.
+                for band_bytes in [BAND_BYTES, 1, 3 * 16 * (c + o) * g.ow.div_ceil(2) * 4] {
+                    let mut out = vec![f32::NAN; n * o * g.p()];
+                    // The products on this thread, and shared out over the pool.
+                    let parallel = band_bytes == 1;
+                    let epilogue = (Some(&res[..]), &e);
+                    run_bands(&g, &u, &x, n, &mut out, epilogue, parallel, band_bytes);
+                    let scale = want.iter().fold(1f64, |m, v| m.max(v.abs()));
+                    for (i, (got, y)) in out.iter().zip(&want).enumerate() {
+                        let ch = i / g.p() % o;
+                        let (s, t) = (e.scale.as_ref().unwrap()[ch], e.shift.as_ref().unwrap()[ch]);
+                        let y = ((*y as f32 * s + t).max(0.0) + res[i]).max(0.0);
+                        assert!(
+                            (got - y).abs() <= 2e-6 * scale as f32 * s.abs().max(1.0),
+                            "case {k} ({c}, {h}×{w}, {o}, pad {pad}), {n} images, band \
+                             {band_bytes}: [{i}] {got} vs {y}"
+                        );
+                    }
                 }
             }
         }

@@ -351,10 +351,10 @@ fn at(x: [&Lanes; 4]) -> [Lanes; 2] {
 }
 
 /// `V = Bᵀ d B` for the tiles of band `b` of the `c` channels of `split` (each image's
-/// planes after the last's), into `v` as `[16][C][tiles]` (each element's matrix followed by `LANES` of
-/// slack), `LANES` tiles at a time. A row's last vector may run past its tiles: the extra
-/// lanes read the next padded row (or the slack after the planes) and land on tiles
-/// written after them (the next row, the next channel) or in the slack.
+/// planes after the last's), into `v` as `[16][C][tiles]` (each element's matrix followed
+/// by `LANES` of slack), `LANES` tiles at a time. A row's last vector may run past its
+/// tiles: the extra lanes read the next padded row (or the slack after the planes) and
+/// land on tiles written after them (the next row, the next channel) or in the slack.
 #[inline(always)]
 fn transform_input(split: &[f32], v: &mut [f32], b: Band, (rows, half, c): (usize, usize, usize)) {
     let (tiles, tw) = (b.tiles(), b.tw);

@@ -700,14 +700,7 @@ fn inference_model(model: &str) -> Result<(Box<dyn Classifier>, usize)> {
         DType::F32,
         &dev,
     ))?;
-    let tensors: HashMap<String, Tensor> = varmap
-        .data()
-        .lock()
-        .map_err(|_| anyhow::anyhow!("VarMap lock poisoned"))?
-        .iter()
-        .map(|(k, v)| (k.clone(), v.as_tensor().detach()))
-        .collect();
-    let (mut net, size) = build(VarBuilder::from_tensors(tensors, DType::F32, &dev))?;
+    let (mut net, size) = build(convnets_core::init::frozen(&varmap, DType::F32, &dev)?)?;
     net.fold_batch_norm()?;
     Ok((net, size))
 }

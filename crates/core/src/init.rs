@@ -29,6 +29,20 @@ pub fn var_builder(
     VarBuilder::from_backend(backend, dtype, device.clone())
 }
 
+/// A `VarBuilder` (of `dtype`) over plain tensors detached from `varmap`'s variables: a
+/// model built from it has the same weights but tracks no gradients, so that evaluation
+/// takes the fused CPU kernels, which run only for tensors that are not variables.
+pub fn frozen(varmap: &VarMap, dtype: DType, device: &Device) -> Result<VarBuilder<'static>> {
+    let tensors: std::collections::HashMap<String, Tensor> = varmap
+        .data()
+        .lock()
+        .map_err(|_| candle_core::Error::Msg("VarMap lock poisoned".into()))?
+        .iter()
+        .map(|(k, v)| (k.clone(), v.as_tensor().detach()))
+        .collect();
+    Ok(VarBuilder::from_tensors(tensors, dtype, device))
+}
+
 struct SeededVarMap {
     varmap: VarMap,
     seed: u64,

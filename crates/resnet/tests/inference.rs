@@ -2,11 +2,9 @@
 //! gets on its own, whether the backbone runs image by image or, for the last stages, on
 //! groups of images (`Classifier::forward_features_group`).
 
-use std::collections::HashMap;
-
 use anyhow::Result;
-use candle_core::{DType, Device, Tensor};
-use candle_nn::{ModuleT, VarBuilder, VarMap};
+use candle_core::{DType, Device};
+use candle_nn::{ModuleT, VarMap};
 use convnets_core::Classifier;
 use convnets_core::init::var_builder;
 use convnets_resnet::{ResNet, ResNetConfig, Stem};
@@ -31,16 +29,9 @@ fn a_batch_gives_every_image_its_own_logits() -> Result<()> {
     // Plain tensors, not variables: the inference kernels run only for those.
     let varmap = VarMap::new();
     ResNet::new(&NARROW_RESNET, var_builder(&varmap, 5, DType::F32, &dev))?;
-    let tensors: HashMap<String, Tensor> = varmap
-        .data()
-        .lock()
-        .map_err(|_| anyhow::anyhow!("VarMap poisoned"))?
-        .iter()
-        .map(|(k, v)| (k.clone(), v.as_tensor().detach()))
-        .collect();
     let mut model = ResNet::new(
         &NARROW_RESNET,
-        VarBuilder::from_tensors(tensors, DType::F32, &dev),
+        convnets_core::init::frozen(&varmap, DType::F32, &dev)?,
     )?;
     model.fold_batch_norm()?;
     assert!(model.eval_group() > 1, "ResNet evaluates in groups");

@@ -372,7 +372,6 @@ impl Geometry {
         winograd: Option<&[f32]>,
     ) -> Vec<f32> {
         let (p, o) = (self.p(), self.o);
-        let mut out = super::alloc::zeroed(n * o * p);
         let per_job = if winograd.is_some() {
             super::winograd::images_per_job(self, n)
         } else if p >= MIN_COLS {
@@ -395,16 +394,25 @@ impl Geometry {
             }
         };
         let jobs = n.div_ceil(per_job);
-        if jobs >= rayon::current_num_threads() || on_worker() {
-            out.par_chunks_mut(per_job * out_len)
-                .enumerate()
-                .for_each(|j| job(j, false));
-        } else {
-            out.chunks_mut(per_job * out_len)
-                .enumerate()
-                .for_each(|j| job(j, true));
+        let run = |out: &mut [f32]| {
+            if jobs >= rayon::current_num_threads() || on_worker() {
+                out.par_chunks_mut(per_job * out_len)
+                    .enumerate()
+                    .for_each(|j| job(j, false));
+            } else {
+                out.chunks_mut(per_job * out_len)
+                    .enumerate()
+                    .for_each(|j| job(j, true));
+            }
+        };
+        // SAFETY: the jobs cover the output in chunks, and each writes its whole chunk
+        // before reading any of it: the Winograd stores and the matrix products (which do
+        // not read their destination when not accumulating) write every position of every
+        // channel of their images, and only then does the epilogue read and rewrite them.
+        #[allow(unsafe_code)]
+        unsafe {
+            super::alloc::written_by(n * o * p, run)
         }
-        out
     }
 }
 

@@ -128,20 +128,18 @@ impl Geometry {
     }
 
     /// Copies the inputs a strided [`Geometry::one_by_one`] convolution reads, `(oy·s,
-    /// ox·s)`, into `dst` (`C × OH × OW`).
-    fn subsample(&self, x: &[f32], dst: &mut [f32]) {
+    /// ox·s)`, into `dst`: channel `c`'s `OH × OW` at `dst[c·ld..]`.
+    fn subsample(&self, x: &[f32], dst: &mut [f32], ld: usize) {
         let g = self;
-        super::wide!(Geometry::subsample_in, g: &Geometry, x: &[f32], dst: &mut [f32]);
+        super::wide!(Geometry::subsample_in, g: &Geometry, x: &[f32], dst: &mut [f32], ld: usize);
     }
 
     /// [`Geometry::subsample`]'s body, inlined into its wide and narrow copies.
     #[inline(always)]
-    fn subsample_in(&self, x: &[f32], dst: &mut [f32]) {
-        let (s, ow) = (self.stride, self.ow);
-        for (plane, out) in x
-            .chunks_exact(self.h * self.w)
-            .zip(dst.chunks_exact_mut(self.p()))
-        {
+    fn subsample_in(&self, x: &[f32], dst: &mut [f32], ld: usize) {
+        let (s, ow, p) = (self.stride, self.ow, self.p());
+        for (c, plane) in x.chunks_exact(self.h * self.w).enumerate() {
+            let out = &mut dst[c * ld..][..p];
             for (oy, row) in out.chunks_exact_mut(ow).enumerate() {
                 super::copy_strided(row, &plane[oy * s * self.w..], s);
             }
@@ -305,25 +303,26 @@ impl Epilogue {
         }
     }
 
-    /// The epilogue of `images` images of `p` positions each, from `scratch` (`o ×
-    /// images·p`: channel-major, the images side by side) into `out` (`images × o × p`).
+    /// The epilogue of positions `p0..p0 + len` of `images` images of `p` positions each,
+    /// from `scratch` (`o × images·len`: channel-major, the images side by side) into
+    /// `out` (`images × o × p`).
     #[inline(always)]
     fn scatter(
         &self,
         out: &mut [f32],
         scratch: &[f32],
         res: Option<&[f32]>,
-        (images, p): (usize, usize),
+        (images, p, p0, len): (usize, usize, usize, usize),
     ) {
         let o = out.len() / (images * p);
         for b in 0..images {
             for ch in 0..o {
-                let at = (b * o + ch) * p;
+                let at = (b * o + ch) * p + p0;
                 self.row(
                     ch,
-                    &mut out[at..at + p],
-                    Some(&scratch[(ch * images + b) * p..][..p]),
-                    res.map(|r| &r[at..at + p]),
+                    &mut out[at..at + len],
+                    Some(&scratch[(ch * images + b) * len..][..len]),
+                    res.map(|r| &r[at..at + len]),
                 );
             }
         }
@@ -353,6 +352,12 @@ pub(super) fn with_buffer<R>(
     })
 }
 
+/// The widest remainder of a map's positions beyond a multiple of 64 that the images'
+/// products leave to one product over all of them. The matrix kernel's panels are 64
+/// positions tall; a 14×14 map's 196 ends with a panel of 4, which costs as much as one of
+/// 16 and a third of a full one (a 256 × 196 × 1024 product ran at 210 GFLOP/s where
+/// 192 columns ran at 245). Eight images' 4 positions are one panel of 32.
+const SHORT_PANEL: usize = 16;
 /// Bytes of columns and output a tile aims to keep in L2 (1 MiB per core here, typical).
 pub(super) const TILE_BYTES: usize = 768 << 10;
 /// The fewest output positions worth a matrix product of their own: below, images are
@@ -379,6 +384,12 @@ impl Geometry {
         } else {
             MIN_COLS.div_ceil(p)
         };
+        // Positions left out of the per-image products and computed for all the images in
+        // one product (see `SHORT_PANEL`).
+        let rest = match p % 64 {
+            r if per_job == 1 && n > 1 && self.pointwise() && p > 64 && r <= SHORT_PANEL => r,
+            _ => 0,
+        };
         let (in_len, out_len) = (self.c * self.h * self.w, o * p);
         let job = |(j, out): (usize, &mut [f32]), parallel: bool| {
             let b0 = j * per_job;
@@ -388,27 +399,34 @@ impl Geometry {
             if let Some(u) = winograd {
                 super::winograd::run(self, u, x, images, out, res, epilogue, parallel);
             } else if images == 1 {
-                run_image(self, w, x, out, res, epilogue, parallel);
+                run_image(self, w, x, out, res, epilogue, parallel, p - rest);
             } else {
-                run_images(self, w, x, images, out, res, epilogue, parallel);
+                run_images(self, w, x, images, (0, p), out, res, epilogue, parallel);
             }
         };
         let jobs = n.div_ceil(per_job);
         let run = |out: &mut [f32]| {
-            if jobs >= rayon::current_num_threads() || on_worker() {
-                out.par_chunks_mut(per_job * out_len)
-                    .enumerate()
-                    .for_each(|j| job(j, false));
-            } else {
+            let parallel = !(jobs >= rayon::current_num_threads() || on_worker());
+            if parallel {
                 out.chunks_mut(per_job * out_len)
                     .enumerate()
                     .for_each(|j| job(j, true));
+            } else {
+                out.par_chunks_mut(per_job * out_len)
+                    .enumerate()
+                    .for_each(|j| job(j, false));
+            }
+            if rest > 0 {
+                let last = (p - rest, rest);
+                run_images(self, w, x, n, last, out, res, epilogue, parallel);
             }
         };
         // SAFETY: the jobs cover the output in chunks, and each writes its whole chunk
-        // before reading any of it: the Winograd stores and the matrix products (which do
-        // not read their destination when not accumulating) write every position of every
-        // channel of their images, and only then does the epilogue read and rewrite them.
+        // before reading any of it (but for the last `rest` positions of every channel,
+        // which the product after them writes): the Winograd stores and the matrix
+        // products (which do not read their destination when not accumulating) write
+        // every position they cover, and only then does the epilogue read and rewrite
+        // them.
         #[allow(unsafe_code)]
         unsafe {
             super::alloc::written_by(n * o * p, run)
@@ -485,6 +503,7 @@ pub(super) fn tile_len(g: &Geometry, rows: usize) -> usize {
 }
 
 /// One image: `x` is `C × H × W`, `out` `O × OH × OW`, written tile by tile.
+#[allow(clippy::too_many_arguments)]
 fn run_image(
     g: &Geometry,
     w: &[f32],
@@ -493,6 +512,7 @@ fn run_image(
     res: Option<&[f32]>,
     epilogue: &Epilogue,
     parallel: bool,
+    end: usize,
 ) {
     let rows = if g.one_by_one() { 0 } else { g.kg() };
     let tile = tile_len(g, rows);
@@ -501,8 +521,8 @@ fn run_image(
         // subsampled image is its columns, in place, where padding would copy every input
         // into stride² phases and gathering would copy one phase again.
         return with_buffer(&PADDED, g.c * g.p(), |sub| {
-            g.subsample(x, sub);
-            run_tiles(g, w, sub, sub, out, res, epilogue, parallel, tile);
+            g.subsample(x, sub, g.p());
+            run_tiles(g, w, sub, sub, out, res, epilogue, parallel, (tile, end));
         });
     }
     let len = if g.pointwise() || g.reads_input() {
@@ -517,12 +537,13 @@ fn run_image(
             g.pad(x, padded);
             padded
         };
-        run_tiles(g, w, x, xp, out, res, epilogue, parallel, tile);
+        run_tiles(g, w, x, xp, out, res, epilogue, parallel, (tile, end));
     });
 }
 
-/// [`run_image`]'s tiles: `xp` is the image as [`Geometry::gather`] reads it; for a 1×1
-/// convolution `x` holds the columns (`C × OH·OW`).
+/// [`run_image`]'s tiles of up to `tile` positions, up to position `end`: `xp` is the image
+/// as [`Geometry::gather`] reads it; for a 1×1 convolution `x` holds the columns
+/// (`C × OH·OW`).
 #[allow(clippy::too_many_arguments)]
 fn run_tiles(
     g: &Geometry,
@@ -533,12 +554,12 @@ fn run_tiles(
     res: Option<&[f32]>,
     epilogue: &Epilogue,
     parallel: bool,
-    tile: usize,
+    (tile, end): (usize, usize),
 ) {
     let (p, og, kg) = (g.p(), g.og(), g.kg());
     let mut p0 = 0;
-    while p0 < p {
-        let len = tile.min(p - p0);
+    while p0 < end {
+        let len = tile.min(end - p0);
         for grp in 0..g.groups {
             let weight = MatRef::row_major(&w[grp * og * kg..][..og * kg], og, kg);
             let dst = MatMut {
@@ -582,20 +603,27 @@ fn run_tiles(
     }
 }
 
-/// Several images of a small map in one product per group, through a scratch buffer.
+/// Several images in one product per group, through a scratch buffer: output positions
+/// `p0..p0 + len` of each (all of a small map, or the end of a pointwise convolution's
+/// larger one).
 #[allow(clippy::too_many_arguments)]
 fn run_images(
     g: &Geometry,
     w: &[f32],
     x: &[f32],
     images: usize,
+    (p0, len): (usize, usize),
     out: &mut [f32],
     res: Option<&[f32]>,
     epilogue: &Epilogue,
     parallel: bool,
 ) {
     let (p, og, kg, o) = (g.p(), g.og(), g.kg(), g.o);
-    let (in_len, cols_len) = (g.c * g.h * g.w, images * p);
+    assert!(
+        (p0, len) == (0, p) || g.pointwise(),
+        "conv2d: a part of the map is gathered only for a pointwise convolution"
+    );
+    let (in_len, cols_len) = (g.c * g.h * g.w, images * len);
     with_buffer(&SCRATCH, o * cols_len, |scratch| {
         for grp in 0..g.groups {
             let weight = MatRef::row_major(&w[grp * og * kg..][..og * kg], og, kg);
@@ -604,9 +632,18 @@ fn run_images(
                     let xb = &x[b * in_len..][..in_len];
                     if g.pointwise() {
                         for c in 0..kg {
-                            cols[c * cols_len + b * p..][..p]
-                                .copy_from_slice(&xb[(grp * kg + c) * p..][..p]);
+                            cols[c * cols_len + b * len..][..len]
+                                .copy_from_slice(&xb[(grp * kg + c) * p + p0..][..len]);
                         }
+                    } else if g.one_by_one() {
+                        // Strided (ResNet's shortcut into 7×7): the subsampled input is
+                        // the columns, without the stride phases `pad` would copy.
+                        let plane = g.h * g.w;
+                        g.subsample(
+                            &xb[grp * kg * plane..][..kg * plane],
+                            &mut cols[b * p..],
+                            cols_len,
+                        );
                     } else {
                         with_buffer(&PADDED, g.padded_len(), |padded| {
                             g.pad(xb, padded);
@@ -624,14 +661,14 @@ fn run_images(
                 );
             });
         }
-        let (scratch, shape) = (&*scratch, (images, p));
+        let (scratch, shape) = (&*scratch, (images, p, p0, len));
         super::wide!(
             Epilogue::scatter,
             epilogue: &Epilogue,
             out: &mut [f32],
             scratch: &[f32],
             res: Option<&[f32]>,
-            shape: (usize, usize),
+            shape: (usize, usize, usize, usize),
         );
     });
 }
@@ -749,6 +786,9 @@ pub(super) mod tests {
         // image, padding wider than the map (1×7 on a 3-wide map), strides, dilation, groups.
         let cases = [
             (2, 5, 16, 16, 7, Conv2dConfig::new(1)),
+            // 196 positions: each image's first 192, then the last 4 of all three together.
+            (3, 5, 14, 14, 7, Conv2dConfig::new(1)),
+            (3, 6, 14, 14, 8, Conv2dConfig::new(1).groups(2)),
             (5, 6, 7, 7, 4, Conv2dConfig::new(1)),
             (2, 6, 7, 7, 4, Conv2dConfig::new(1).stride(2)),
             // Strided 1×1 on one image at a time (subsampled in place of gathered).

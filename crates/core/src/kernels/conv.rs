@@ -406,7 +406,8 @@ impl Geometry {
         };
         let jobs = n.div_ceil(per_job);
         let run = |out: &mut [f32]| {
-            let parallel = !(jobs >= rayon::current_num_threads() || on_worker());
+            // Images in parallel, or one after the other with each product on the pool.
+            let parallel = jobs < rayon::current_num_threads() && !on_worker();
             if parallel {
                 out.chunks_mut(per_job * out_len)
                     .enumerate()

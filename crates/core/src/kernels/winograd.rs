@@ -135,7 +135,17 @@ pub(crate) fn run(
     epilogue: &Epilogue,
     parallel: bool,
 ) {
-    run_bands(g, u, x, n, out, (res, epilogue), parallel, BAND_BYTES);
+    // Every band streams all of `U` (16·C·O values) through the products. Up to a few MB
+    // it comes from cache and bands that fit L2 are faster (AlexNet's 4.7 MB: 10 % over
+    // one band); a larger `U` is read once, in one band (VGG-16's 16 MB at 28×28 ran no
+    // faster than the direct kernel in its 14 bands of one tile row, 1.74× in one).
+    // Several images are together to share `U`: one band.
+    let band_bytes = if 16 * g.c * g.o * 4 > U_IN_CACHE || n > 1 {
+        usize::MAX
+    } else {
+        BAND_BYTES
+    };
+    run_bands(g, u, x, n, out, (res, epilogue), parallel, band_bytes);
 }
 
 /// Images whose tiles share one set of products: one where an image has enough tiles to
@@ -166,16 +176,6 @@ fn run_bands(
     // that every tap of a row of tiles is a contiguous run.
     let (rows, half) = (2 * th + 2, tw + 1);
     let split_len = c * rows * 2 * half;
-    // Every band streams all of `U` (16·C·O values) through the products. Up to a few MB
-    // it comes from cache and bands that fit L2 are faster (AlexNet's 4.7 MB: 10 % over
-    // one band); a larger `U` is read once, in one band (VGG-16's 16 MB at 28×28 ran no
-    // faster than the direct kernel in its 14 bands of one tile row, 1.74× in one).
-    // Several images are together to share `U`: one band.
-    let band_bytes = if 16 * c * o * 4 > U_IN_CACHE || n > 1 {
-        usize::MAX
-    } else {
-        band_bytes
-    };
     let band = (band_bytes / (16 * (c + o) * tw * 4)).clamp(1, n * th);
     // `LANES` elements of slack after the planes and after each element's `V`: the input
     // transform reads and writes whole vectors past the last tile of a row.
@@ -695,8 +695,9 @@ mod tests {
 
     #[test]
     fn winograd_matches_the_direct_convolution() {
-        // Even and odd maps, paddings 0, 1 and 2, bands of one tile row and of several,
-        // one image and several, with an epilogue and a residual.
+        // Even and odd maps, paddings 0, 1 and 2, bands of one tile row and of several
+        // (over several images: bands that start and end inside an image), with an
+        // epilogue and a residual.
         for (k, (c, h, w, o, pad)) in [
             (32, 14, 14, 40, 1),
             (33, 13, 17, 32, 1),

@@ -1,19 +1,24 @@
-//! Winograd's minimal filtering F(2×2, 3×3) for 3×3 stride-1 convolutions, after Lavin &
-//! Gray, "Fast Algorithms for Convolutional Neural Networks" (CVPR 2016), §4.
+//! Winograd's minimal filtering F(2×2, 3×3) and F(4×4, 3×3) for 3×3 stride-1
+//! convolutions, after Lavin & Gray, "Fast Algorithms for Convolutional Neural Networks"
+//! (CVPR 2016), §4.
 //!
-//! Each 2×2 block of outputs ("tile") is computed from the 4×4 input patch under it with 16
-//! products per input and output channel where the direct convolution needs 36:
-//! `Y = Aᵀ [(G g Gᵀ) ⊙ (Bᵀ d B)] A`. Summed over input channels, the 16 element-wise
-//! products become 16 matrix products `M[e] = V[e]ᵀ · U[e]` (`tiles × O`), `U[e]` the
-//! transformed weight (`C × O`, computed once per layer) and `V[e]` the transformed input
-//! (`C × tiles`), so
-//! that a convolution costs 16·O·C·tiles multiply-adds instead of 9·O·C·H·W: 2.25 times
-//! fewer where the map is even-sized and large, plus two cheap linear transforms.
+//! Each `r × r` block of outputs ("tile", `r` = 2 or 4) is computed from the
+//! `(r + 2) × (r + 2)` input patch under it with `(r + 2)²` products per input and output
+//! channel, where the direct convolution needs `9r²`: `Y = Aᵀ [(G g Gᵀ) ⊙ (Bᵀ d B)] A`.
+//! Summed over input channels, the element-wise products become as many matrix products
+//! `M[e] = V[e]ᵀ · U[e]` (`tiles × O`), `U[e]` the transformed weight (`C × O`, computed
+//! once per layer) and `V[e]` the transformed input (`C × tiles`), so that a convolution
+//! costs `(r + 2)²·O·C·tiles` multiply-adds instead of `9·O·C·H·W`: 2.25 times fewer with
+//! 2×2 tiles and 4 times fewer with 4×4 ones where the map is large, plus two linear
+//! transforms.
 //!
-//! The transforms' coefficients are 0, ±1 and ±½, so the input and output transforms are
-//! additions; the results differ from the direct sum by rounding only (measured against an
-//! f64 reference in the tests, and on whole networks by the parity tests, which run this
-//! path).
+//! F(2×2, 3×3)'s coefficients are 0, ±1 and ±½, so its input and output transforms are
+//! additions and its results differ from the direct sum by rounding only. F(4×4, 3×3)'s
+//! (points 0, ±1, ±2, ∞) reach 8 in the output transform and 1/24 in the weight's, and its
+//! errors are some 4 times larger (up to 3.6·10⁻⁶ of the largest output in the tests,
+//! against under 10⁻⁶), still two orders of magnitude inside the parity tolerance. Both are
+//! measured against an f64 reference in the tests, and on whole networks by the parity
+//! tests, which run this path. [`tile`] chooses 4×4 tiles on maps of 28×28 and more.
 //!
 //! Used by the inference convolution (`conv.rs`) for 3×3 kernels with stride 1, no
 //! dilation, one group, and maps wide enough that the tiles fill the matrix kernel (see
@@ -28,11 +33,11 @@ use std::borrow::Cow;
 use std::cell::RefCell;
 use std::sync::{Arc, OnceLock};
 
-/// Whether F(2×2, 3×3) runs `g`: a 3×3 stride-1 convolution without dilation or groups,
-/// with enough channels that the transforms cost little beside the products (32 in and
-/// out), and at least 16 tiles (a 7×7 map, which F(2×2, 3×3) covers as 8×8 and still runs
-/// in 0.58 of the direct kernel's time at 512 channels; below, the products are too thin
-/// for the matrix kernel).
+/// Whether Winograd's algorithm runs `g`: a 3×3 stride-1 convolution without dilation or
+/// groups, with enough channels that the transforms cost little beside the products (32 in
+/// and out), and at least 16 tiles of F(2×2, 3×3) (a 7×7 map, which it covers as 8×8 and
+/// still runs in 0.58 of the direct kernel's time at 512 channels; below, the products are
+/// too thin for the matrix kernel).
 pub(crate) fn applies(g: &Geometry) -> bool {
     let tiles = g.oh.div_ceil(2) * g.ow.div_ceil(2);
     g.kh == 3
@@ -45,30 +50,54 @@ pub(crate) fn applies(g: &Geometry) -> bool {
         && tiles >= 16
 }
 
-/// `U = G g Gᵀ` for every output and input channel of `w` (`O × C × 3 × 3`), as
-/// `[16][C][O]`: element `e = 4i + j` of each 4×4 transform is the right operand of
-/// product `e`. Computed in f64 and rounded once.
-pub(crate) fn transform_weights(w: &[f32], o: usize, c: usize) -> Vec<f32> {
-    const G: [[f64; 3]; 4] = [
-        [1.0, 0.0, 0.0],
-        [0.5, 0.5, 0.5],
-        [0.5, -0.5, 0.5],
-        [0.0, 0.0, 1.0],
-    ];
-    let mut u = vec![0f32; 16 * o * c];
+/// The output tile's side for `g`: 4, F(4×4, 3×3), on maps of [`F4_MIN_MAP`] and more,
+/// whose 36 products per 16 outputs are 2.25 multiply-adds per output and channel pair
+/// where F(2×2, 3×3) needs 4 (and the direct sum 9); 2 on smaller maps, which 4×4 tiles
+/// cover with too many padded outputs (14×14 as 16×16) or too few tiles for the matrix
+/// kernel.
+pub(crate) fn tile(g: &Geometry) -> usize {
+    if g.oh.min(g.ow) >= F4_MIN_MAP { 4 } else { 2 }
+}
+
+/// F(2×2, 3×3)'s weight transform `G` (Lavin & Gray, §4.1).
+const G2: [[f64; 3]; 4] = [
+    [1.0, 0.0, 0.0],
+    [0.5, 0.5, 0.5],
+    [0.5, -0.5, 0.5],
+    [0.0, 0.0, 1.0],
+];
+
+/// F(4×4, 3×3)'s weight transform `G`, interpolation points 0, ±1, ±2 and ∞ (Lavin &
+/// Gray, §4.2).
+const G4: [[f64; 3]; 6] = [
+    [1.0 / 4.0, 0.0, 0.0],
+    [-1.0 / 6.0, -1.0 / 6.0, -1.0 / 6.0],
+    [-1.0 / 6.0, 1.0 / 6.0, -1.0 / 6.0],
+    [1.0 / 24.0, 1.0 / 12.0, 1.0 / 6.0],
+    [1.0 / 24.0, -1.0 / 12.0, 1.0 / 6.0],
+    [0.0, 0.0, 1.0],
+];
+
+/// `U = G g Gᵀ` for every output and input channel of `w` (`O × C × 3 × 3`) with tiles of
+/// side `r` (2 or 4), as `[(r + 2)²][C][O]`: element `e = (r + 2)·i + j` of each transform
+/// is the right operand of product `e`. Computed in f64 and rounded once.
+pub(crate) fn transform_weights(w: &[f32], o: usize, c: usize, r: usize) -> Vec<f32> {
+    let g: &[[f64; 3]] = if r == 4 { &G4 } else { &G2 };
+    let a = g.len();
+    let mut u = vec![0f32; a * a * o * c];
     for (oc, k) in w.chunks_exact(9).enumerate() {
-        // G·g (4×3), then (G·g)·Gᵀ (4×4).
-        let mut gg = [[0f64; 3]; 4];
-        for (i, row) in gg.iter_mut().enumerate() {
-            for (j, v) in row.iter_mut().enumerate() {
-                *v = (0..3).map(|t| G[i][t] * f64::from(k[t * 3 + j])).sum();
-            }
-        }
-        for i in 0..4 {
-            for j in 0..4 {
-                let v: f64 = (0..3).map(|t| gg[i][t] * G[j][t]).sum();
-                let (oi, ci) = (oc / c, oc % c);
-                u[(i * 4 + j) * o * c + ci * o + oi] = v as f32;
+        // G·g (a×3), then (G·g)·Gᵀ (a×a).
+        let gg: Vec<[f64; 3]> = g
+            .iter()
+            .map(|gi| {
+                std::array::from_fn(|j| (0..3).map(|t| gi[t] * f64::from(k[t * 3 + j])).sum())
+            })
+            .collect();
+        let (oi, ci) = (oc / c, oc % c);
+        for (i, gg) in gg.iter().enumerate() {
+            for (j, gj) in g.iter().enumerate() {
+                let v: f64 = (0..3).map(|t| gg[t] * gj[t]).sum();
+                u[(i * a + j) * o * c + ci * o + oi] = v as f32;
             }
         }
     }
@@ -79,12 +108,19 @@ pub(crate) fn transform_weights(w: &[f32], o: usize, c: usize) -> Vec<f32> {
 /// its clones. The weights the kernel sees never change under it (the fused path runs only
 /// for tensors that are not variables), and the entry names the tensor it was made from.
 #[derive(Clone, Default)]
-pub(crate) struct Cache(Arc<OnceLock<(TensorId, Vec<f32>)>>);
+pub(crate) struct Cache(Arc<[Slot; 2]>);
+
+/// One transform and the tensor it was made from.
+type Slot = OnceLock<(TensorId, Vec<f32>)>;
 
 impl std::fmt::Debug for Cache {
     /// Whether the transform is made, not its (weight-sized) values.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let made = self.0.get().map(|(_, u)| u.len());
+        let made = self
+            .0
+            .iter()
+            .map(|s| s.get().map(|(_, u)| u.len()))
+            .collect::<Vec<_>>();
         f.debug_struct("winograd::Cache")
             .field("values", &made)
             .finish()
@@ -92,14 +128,23 @@ impl std::fmt::Debug for Cache {
 }
 
 impl Cache {
-    /// The transform of `w` (`O × C × 3 × 3`, the tensor `id`), from the cache when it
-    /// holds this tensor's.
-    pub(crate) fn get(&self, id: TensorId, w: &[f32], o: usize, c: usize) -> Cow<'_, [f32]> {
-        let (cached, u) = self.0.get_or_init(|| (id, transform_weights(w, o, c)));
+    /// The transform of `w` (`O × C × 3 × 3`, the tensor `id`) for tiles of side `r`, from
+    /// the cache when it holds this tensor's (one slot per side: a layer run on maps of
+    /// both kinds keeps both).
+    pub(crate) fn get(
+        &self,
+        id: TensorId,
+        w: &[f32],
+        o: usize,
+        c: usize,
+        r: usize,
+    ) -> Cow<'_, [f32]> {
+        let slot = &self.0[usize::from(r == 4)];
+        let (cached, u) = slot.get_or_init(|| (id, transform_weights(w, o, c, r)));
         if *cached == id {
             Cow::Borrowed(u)
         } else {
-            Cow::Owned(transform_weights(w, o, c))
+            Cow::Owned(transform_weights(w, o, c, r))
         }
     }
 }
@@ -116,6 +161,11 @@ thread_local! {
 const BAND_BYTES: usize = 1 << 20;
 /// The largest transformed weight read again for every band.
 const U_IN_CACHE: usize = 8 << 20;
+/// The smallest map (its shorter side) run as F(4×4, 3×3) ([`tile`]). One image, one
+/// thread, against 2×2 tiles: ResNet-50's 64-channel 56×56 layer 0.54 against 0.67 ms,
+/// its 128-channel 28×28 one 0.48 against 0.61; the 256-channel 14×14 one 0.91 against
+/// 0.80 (as 16×16, with a third more products).
+const F4_MIN_MAP: usize = 28;
 /// The fewest tiles a job's products take, where an image has fewer (see
 /// [`images_per_job`]).
 const JOB_TILES: usize = 64;
@@ -135,12 +185,13 @@ pub(crate) fn run(
     epilogue: &Epilogue,
     parallel: bool,
 ) {
-    // Every band streams all of `U` (16·C·O values) through the products. Up to a few MB
-    // it comes from cache and bands that fit L2 are faster (AlexNet's 4.7 MB: 10 % over
-    // one band); a larger `U` is read once, in one band (VGG-16's 16 MB at 28×28 ran no
-    // faster than the direct kernel in its 14 bands of one tile row, 1.74× in one).
-    // Several images are together to share `U`: one band.
-    let band_bytes = if 16 * g.c * g.o * 4 > U_IN_CACHE || n > 1 {
+    // Every band streams all of `U` (one `C × O` matrix per product) through the
+    // products. Up to a few MB it comes from cache and bands that fit L2 are faster
+    // (AlexNet's 4.7 MB: 10 % over one band); a larger `U` is read once, in one band
+    // (VGG-16's 16 MB at 28×28 ran no faster than the direct kernel in its 14 bands of one
+    // tile row, 1.74× in one). Several images are together to share `U`: one band.
+    let products = (tile(g) + 2) * (tile(g) + 2);
+    let band_bytes = if products * g.c * g.o * 4 > U_IN_CACHE || n > 1 {
         usize::MAX
     } else {
         BAND_BYTES
@@ -153,7 +204,8 @@ pub(crate) fn run(
 /// enough images for [`JOB_TILES`] tiles, so that the transformed weight (4–17 MB there,
 /// read from memory) is read once for all of them instead of once per image.
 pub(crate) fn images_per_job(g: &Geometry, n: usize) -> usize {
-    let tiles = g.oh.div_ceil(2) * g.ow.div_ceil(2);
+    let r = tile(g);
+    let tiles = g.oh.div_ceil(r) * g.ow.div_ceil(r);
     JOB_TILES.div_ceil(tiles).clamp(1, n.max(1))
 }
 
@@ -170,22 +222,24 @@ fn run_bands(
     parallel: bool,
     band_bytes: usize,
 ) {
-    let (c, o) = (g.c, g.o);
-    let (th, tw) = (g.oh.div_ceil(2), g.ow.div_ceil(2));
-    // Padded rows 0..2·th + 2, each split into even and odd columns (tw + 1 of each), so
-    // that every tap of a row of tiles is a contiguous run.
-    let (rows, half) = (2 * th + 2, tw + 1);
-    let split_len = c * rows * 2 * half;
-    let band = (band_bytes / (16 * (c + o) * tw * 4)).clamp(1, n * th);
+    let (c, o, r) = (g.c, g.o, tile(g));
+    // Products: one per element of the (r + 2) × (r + 2) transforms.
+    let e = (r + 2) * (r + 2);
+    let (th, tw) = (g.oh.div_ceil(r), g.ow.div_ceil(r));
+    // Padded rows 0..r·th + 2, each split into its r phases of columns (tw + 1 of each),
+    // so that every tap of a row of tiles is a contiguous run.
+    let (rows, half) = (r * th + 2, tw + 1);
+    let split_len = c * rows * r * half;
+    let band = (band_bytes / (e * (c + o) * tw * 4)).clamp(1, n * th);
     // `LANES` elements of slack after the planes and after each element's `V`: the input
     // transform reads and writes whole vectors past the last tile of a row.
     with_buffer(&SPLIT, n * split_len + LANES, |split| {
-        let geometry = (g.h, g.w, g.ph, g.pw, rows, half);
+        let geometry = (g.h, g.w, g.ph, g.pw, rows, half, r);
         let images = x
             .chunks_exact(c * g.h * g.w)
             .zip(split.chunks_mut(split_len));
         for (x, split) in images {
-            super::wide!(split_input, x: &[f32], split: &mut [f32], geometry: Geom6);
+            super::wide!(split_input, x: &[f32], split: &mut [f32], geometry: Geom7);
         }
         let mut t0 = 0;
         while t0 < n * th {
@@ -197,24 +251,35 @@ fn run_bands(
                 tw,
                 oh: g.oh,
                 ow: g.ow,
+                r,
             };
             let tiles = b.tiles();
             let stride = c * tiles + LANES;
-            with_buffer(&V, 16 * stride, |v| {
+            with_buffer(&V, e * stride, |v| {
                 let planes = (rows, half, c);
-                super::wide!(
-                    transform_input,
-                    split: &[f32],
-                    v: &mut [f32],
-                    b: Band,
-                    planes: (usize, usize, usize),
-                );
-                with_buffer(&M, 16 * o * tiles, |m| {
+                if r == 4 {
+                    super::wide!(
+                        transform_input::<4, 6, F4>,
+                        split: &[f32],
+                        v: &mut [f32],
+                        b: Band,
+                        planes: (usize, usize, usize),
+                    );
+                } else {
+                    super::wide!(
+                        transform_input::<2, 4, F2>,
+                        split: &[f32],
+                        v: &mut [f32],
+                        b: Band,
+                        planes: (usize, usize, usize),
+                    );
+                }
+                with_buffer(&M, e * o * tiles, |m| {
                     // M[e] = V[e]ᵀ · U[e], `tiles × O`: the channels, a multiple of 16
                     // where it matters, run along the kernel's vectors, the tiles (as
                     // few as 16) along its short side.
                     // One image on several threads (a batch smaller than the pool) shares
-                    // out the 16 products, each on one thread: many small products split
+                    // out the products, each on one thread: many small products split
                     // across threads cost more in synchronisation than they gain.
                     let product = |(e, m): (usize, &mut [f32])| {
                         matmul(
@@ -230,8 +295,11 @@ fn run_bands(
                     } else {
                         m.chunks_mut(tiles * o).enumerate().for_each(product);
                     }
-                    if !transposed::store_tiles(m, out, b) {
-                        super::wide!(store_tiles, m: &[f32], out: &mut [f32], b: Band);
+                    if transposed::store_tiles(m, out, b) {
+                    } else if r == 4 {
+                        super::wide!(store_tiles::<4, 6, F4>, m: &[f32], out: &mut [f32], b: Band);
+                    } else {
+                        super::wide!(store_tiles::<2, 4, F2>, m: &[f32], out: &mut [f32], b: Band);
                     }
                     super::wide!(
                         finish_rows,
@@ -249,8 +317,8 @@ fn run_bands(
 }
 
 /// Tile rows `t0..t1` of a run of images, counted over the images one after the other:
-/// row `t` is row `t % th` of image `t / th`, whose tiles (`th × tw`) cover its `oh × ow`
-/// outputs.
+/// row `t` is row `t % th` of image `t / th`, whose tiles (`th × tw`, each `r × r`) cover
+/// its `oh × ow` outputs.
 #[derive(Debug, Clone, Copy)]
 struct Band {
     t0: usize,
@@ -259,6 +327,7 @@ struct Band {
     tw: usize,
     oh: usize,
     ow: usize,
+    r: usize,
 }
 
 impl Band {
@@ -273,26 +342,64 @@ impl Band {
     }
 }
 
-type Geom6 = (usize, usize, usize, usize, usize, usize);
+type Geom7 = (usize, usize, usize, usize, usize, usize, usize);
 
 /// Pads each input plane (`h × w`, padding `ph`, `pw`) to `rows` rows and splits every
-/// padded row into its `half` even then `half` odd columns.
+/// padded row into its `r` phases of `half` columns: padded column `X` lands in phase
+/// `X % r` at `X / r`.
 #[inline(always)]
-fn split_input(x: &[f32], split: &mut [f32], (h, w, ph, pw, rows, half): Geom6) {
-    split.fill(0.0);
-    for (plane, dst) in x.chunks_exact(h * w).zip(split.chunks_mut(rows * 2 * half)) {
-        for (y, line) in plane.chunks_exact(w).enumerate() {
-            let Some(row) = dst.get_mut((y + ph) * 2 * half..(y + ph + 1) * 2 * half) else {
-                break; // below the last row of tiles: read by no output
+fn split_input(x: &[f32], split: &mut [f32], (h, w, ph, pw, rows, half, r): Geom7) {
+    let row_len = r * half;
+    for (plane, dst) in x.chunks_exact(h * w).zip(split.chunks_mut(rows * row_len)) {
+        for (y, row) in dst.chunks_exact_mut(row_len).enumerate() {
+            // Each row is zeroed as it is written, while it is in cache: the padding, and
+            // the phases' ends past the input.
+            row.fill(0.0);
+            let Some(line) = y
+                .checked_sub(ph)
+                .and_then(|y| plane.get(y * w..(y + 1) * w))
+            else {
+                continue; // a padding row, or below the input
             };
-            let (even, odd) = row.split_at_mut(half);
-            // Padded column X = x + pw lands in phase X % 2 at X / 2: every other input
-            // from the first whose column is even, the rest from the next.
-            let first = pw % 2;
-            super::copy_strided(&mut even[(first + pw) / 2..], &line[first..], 2);
-            if let Some(rest) = line.get(1 - first..) {
-                super::copy_strided(&mut odd[(1 - first + pw) / 2..], rest, 2);
+            match r {
+                2 => split_row::<2>(line, row, half, pw),
+                4 => split_row::<4>(line, row, half, pw),
+                r => unreachable!("tiles of side {r}"),
             }
+        }
+    }
+}
+
+/// One padded row of [`split_input`]: input column `x` is padded column `x + pw`, at
+/// `(x + pw) / R` in phase `(x + pw) % R` of `row` (`R` phases of `half`); inputs past
+/// the phases are read by no output. Whole groups of `R` inputs go to the `R` phases in
+/// one loop, which the compiler turns into shuffles of whole vectors (where a strided
+/// copy per phase ran one value at a time).
+#[inline(always)]
+fn split_row<const R: usize>(line: &[f32], row: &mut [f32], half: usize, pw: usize) {
+    let mut put = |x: usize, v: f32| {
+        let col = x + pw;
+        if col / R < half {
+            row[(col % R) * half + col / R] = v;
+        }
+    };
+    // The inputs before the first whose padded column is a multiple of R.
+    let lead = ((R - pw % R) % R).min(line.len());
+    for (x, &v) in line[..lead].iter().enumerate() {
+        put(x, v);
+    }
+    let base = (lead + pw) / R;
+    let groups = ((line.len() - lead) / R).min(half.saturating_sub(base));
+    for (x, &v) in line.iter().enumerate().skip(lead + R * groups) {
+        put(x, v);
+    }
+    let body = &line[lead..lead + R * groups];
+    let mut phases = row.chunks_exact_mut(half);
+    let mut phases: [&mut [f32]; R] =
+        std::array::from_fn(|_| &mut phases.next().expect("R phases")[base..base + groups]);
+    for (i, group) in body.chunks_exact(R).enumerate() {
+        for (phase, &v) in phases.iter_mut().zip(group) {
+            phase[i] = v;
         }
     }
 }
@@ -333,61 +440,134 @@ fn add(a: &Lanes, b: &Lanes) -> Lanes {
     r
 }
 
-/// `Bᵀ x B` along one axis: `x0 − x2, x1 + x2, x2 − x1, x1 − x3`.
+/// `[&x[at(0)], …, &x[at(A − 1)]]`: a row or column of a matrix of vectors. A plain loop
+/// over a fixed array, not `array::from_fn`, whose closures are not always inlined into the
+/// AVX-512 copy.
 #[inline(always)]
-fn bt(x: [&Lanes; 4]) -> [Lanes; 4] {
-    [
-        sub(x[0], x[2]),
-        add(x[1], x[2]),
-        sub(x[2], x[1]),
-        sub(x[1], x[3]),
-    ]
+fn refs<const A: usize, const J: usize>(
+    x: &[[Lanes; J]],
+    at: impl Fn(usize) -> (usize, usize),
+) -> [&Lanes; A] {
+    let mut r = [&x[0][0]; A];
+    for (k, r) in r.iter_mut().enumerate() {
+        let (i, j) = at(k);
+        *r = &x[i][j];
+    }
+    r
 }
 
-/// `Aᵀ x` along one axis: `x0 + x1 + x2, x1 − x2 − x3`.
+/// `c·x`.
 #[inline(always)]
-fn at(x: [&Lanes; 4]) -> [Lanes; 2] {
-    [add(&add(x[0], x[1]), x[2]), sub(&sub(x[1], x[2]), x[3])]
+fn scale(c: f32, x: &Lanes) -> Lanes {
+    let mut r = [0.0; LANES];
+    for (r, x) in r.iter_mut().zip(x) {
+        *r = c * x;
+    }
+    r
+}
+
+/// The one-axis transforms of F(r×r, 3×3) with tiles of side `R` and `A = R + 2` inputs:
+/// `Bᵀ x` (`A` values to `A`) for the input, `Aᵀ x` (`A` to `R`) for the output.
+trait Transforms<const R: usize, const A: usize> {
+    fn bt(x: [&Lanes; A]) -> [Lanes; A];
+    fn at(x: [&Lanes; A]) -> [Lanes; R];
+}
+
+/// F(2×2, 3×3).
+struct F2;
+
+impl Transforms<2, 4> for F2 {
+    /// `x0 − x2, x1 + x2, x2 − x1, x1 − x3`.
+    #[inline(always)]
+    fn bt(x: [&Lanes; 4]) -> [Lanes; 4] {
+        [
+            sub(x[0], x[2]),
+            add(x[1], x[2]),
+            sub(x[2], x[1]),
+            sub(x[1], x[3]),
+        ]
+    }
+
+    /// `x0 + x1 + x2, x1 − x2 − x3`.
+    #[inline(always)]
+    fn at(x: [&Lanes; 4]) -> [Lanes; 2] {
+        [add(&add(x[0], x[1]), x[2]), sub(&sub(x[1], x[2]), x[3])]
+    }
+}
+
+/// F(4×4, 3×3), interpolation points 0, ±1, ±2 and ∞: the rows of
+/// `Bᵀ = [4 0 −5 0 1 0; 0 −4 −4 1 1 0; 0 4 −4 −1 1 0; 0 −2 −1 2 1 0; 0 2 −1 −2 1 0;
+/// 0 4 0 −5 0 1]` and `Aᵀ = [1 1 1 1 1 0; 0 1 −1 2 −2 0; 0 1 1 4 4 0; 0 1 −1 8 −8 1]`,
+/// their common terms shared.
+struct F4;
+
+impl Transforms<4, 6> for F4 {
+    #[inline(always)]
+    fn bt(x: [&Lanes; 6]) -> [Lanes; 6] {
+        let (x4_x2, x3_x1) = (sub(x[4], x[2]), sub(x[3], x[1]));
+        let (x3_x4, x1_x2) = (add(x[3], x[4]), add(x[1], x[2]));
+        let (x4_x3, x1m2) = (sub(x[4], x[3]), sub(x[1], x[2]));
+        [
+            add(&sub(&scale(4.0, x[0]), &scale(5.0, x[2])), x[4]),
+            sub(&x3_x4, &scale(4.0, &x1_x2)),
+            add(&x4_x3, &scale(4.0, &x1m2)),
+            add(&x4_x2, &scale(2.0, &x3_x1)),
+            sub(&x4_x2, &scale(2.0, &x3_x1)),
+            add(&sub(&scale(4.0, x[1]), &scale(5.0, x[3])), x[5]),
+        ]
+    }
+
+    #[inline(always)]
+    fn at(x: [&Lanes; 6]) -> [Lanes; 4] {
+        let (s12, d12) = (add(x[1], x[2]), sub(x[1], x[2]));
+        let (s34, d34) = (add(x[3], x[4]), sub(x[3], x[4]));
+        [
+            add(&add(x[0], &s12), &s34),
+            add(&d12, &scale(2.0, &d34)),
+            add(&s12, &scale(4.0, &s34)),
+            add(&add(&d12, &scale(8.0, &d34)), x[5]),
+        ]
+    }
 }
 
 /// `V = Bᵀ d B` for the tiles of band `b` of the `c` channels of `split` (each image's
-/// planes after the last's), into `v` as `[16][C][tiles]` (each element's matrix followed
+/// planes after the last's), into `v` as `[A²][C][tiles]` (each element's matrix followed
 /// by `LANES` of slack), `LANES` tiles at a time. A row's last vector may run past its
-/// tiles: the extra lanes read the next padded row (or the slack after the planes) and
-/// land on tiles written after them (the next row, the next channel) or in the slack.
+/// tiles: the extra lanes read the next padded row (or the slack after the planes) and land
+/// on tiles written after them (the next row, the next channel) or in the slack.
 #[inline(always)]
-fn transform_input(split: &[f32], v: &mut [f32], b: Band, (rows, half, c): (usize, usize, usize)) {
+fn transform_input<const R: usize, const A: usize, T: Transforms<R, A>>(
+    split: &[f32],
+    v: &mut [f32],
+    b: Band,
+    (rows, half, c): (usize, usize, usize),
+) {
     let (tiles, tw) = (b.tiles(), b.tw);
     let stride = c * tiles + LANES;
     for ch in 0..c {
         for t in b.t0..b.t1 {
             let (image, ty) = b.place(t);
-            let plane = (image * c + ch) * rows * 2 * half;
+            let plane = (image * c + ch) * rows * R * half;
             let at0 = ch * tiles + (t - b.t0) * tw;
             for tx in (0..tw).step_by(LANES) {
-                // Patch element (k, j) of tile tx is padded row 2·ty + k, column 2·tx + j:
-                // even column tx + j/2 for even j, odd for odd j.
-                let mut d = [[[0f32; LANES]; 4]; 4];
+                // Patch element (k, j) of tile tx is padded row R·ty + k, column R·tx + j:
+                // phase j % R, at tx + j / R.
+                let mut d = [[[0f32; LANES]; A]; A];
                 for (k, d) in d.iter_mut().enumerate() {
-                    let r = plane + (2 * ty + k) * 2 * half + tx;
-                    *d = [
-                        load(split, r, LANES),
-                        load(split, r + half, LANES),
-                        load(split, r + 1, LANES),
-                        load(split, r + half + 1, LANES),
-                    ];
+                    let row = plane + (R * ty + k) * R * half + tx;
+                    for (j, d) in d.iter_mut().enumerate() {
+                        *d = load(split, row + (j % R) * half + j / R, LANES);
+                    }
                 }
                 // Bᵀ d over rows, for each column j; then B over columns.
-                let mut cols = [[[0f32; LANES]; 4]; 4];
+                let mut cols = [[[0f32; LANES]; A]; A];
                 for (j, col) in cols.iter_mut().enumerate() {
-                    *col = bt([&d[0][j], &d[1][j], &d[2][j], &d[3][j]]);
+                    *col = T::bt(refs(&d, |k| (k, j)));
                 }
-                // `i` picks the same row of four arrays.
-                #[allow(clippy::needless_range_loop)]
-                for i in 0..4 {
-                    let e = bt([&cols[0][i], &cols[1][i], &cols[2][i], &cols[3][i]]);
+                for i in 0..A {
+                    let e = T::bt(refs(&cols, |j| (j, i)));
                     for (j, e) in e.iter().enumerate() {
-                        let at = (4 * i + j) * stride + at0 + tx;
+                        let at = (A * i + j) * stride + at0 + tx;
                         v[at..at + LANES].copy_from_slice(e);
                     }
                 }
@@ -396,14 +576,18 @@ fn transform_input(split: &[f32], v: &mut [f32], b: Band, (rows, half, c): (usiz
     }
 }
 
-/// `Y = Aᵀ M A` for the tiles of band `b` from `m` (`[16][tiles][O]`), `LANES` channels
+/// `Y = Aᵀ M A` for the tiles of band `b` from `m` (`[A²][tiles][O]`), `LANES` channels
 /// at a time, written to the output pixels they cover (cropped to `oh × ow`) in their
 /// image's `O × OH × OW` of `out`, one value at a time ([`transposed::store_tiles`] writes
 /// whole rows where it can).
 #[inline(always)]
-fn store_tiles(m: &[f32], out: &mut [f32], b: Band) {
+fn store_tiles<const R: usize, const A: usize, T: Transforms<R, A>>(
+    m: &[f32],
+    out: &mut [f32],
+    b: Band,
+) {
     let tiles = b.tiles();
-    let o = m.len() / (16 * tiles);
+    let o = m.len() / (A * A * tiles);
     let (oh, ow) = (b.oh, b.ow);
     let p = oh * ow;
     for t in b.t0..b.t1 {
@@ -413,29 +597,26 @@ fn store_tiles(m: &[f32], out: &mut [f32], b: Band) {
             let t = (t - b.t0) * b.tw + tx;
             for o0 in (0..o).step_by(LANES) {
                 let n = LANES.min(o - o0);
-                let mut e = [[0f32; LANES]; 16];
-                for (k, e) in e.iter_mut().enumerate() {
+                let mut e = [[[0f32; LANES]; A]; A];
+                for (k, e) in e.iter_mut().flatten().enumerate() {
                     *e = load(m, (k * tiles + t) * o + o0, n);
                 }
                 // Aᵀ M over rows, for each column j; then A over columns.
-                let mut s = [[[0f32; LANES]; 2]; 4];
+                let mut s = [[[0f32; LANES]; R]; A];
                 for (j, s) in s.iter_mut().enumerate() {
-                    *s = at([&e[j], &e[4 + j], &e[8 + j], &e[12 + j]]);
+                    *s = T::at(refs(&e, |i| (i, j)));
                 }
-                // `r` picks the same row of four arrays.
-                #[allow(clippy::needless_range_loop)]
-                for r in 0..2 {
-                    let y = 2 * ty + r;
+                for r in 0..R {
+                    let y = R * ty + r;
                     if y >= oh {
                         continue;
                     }
-                    let [v0, v1] = at([&s[0][r], &s[1][r], &s[2][r], &s[3][r]]);
-                    let x = 2 * tx;
+                    let v = T::at(refs(&s, |j| (j, r)));
+                    let x = R * tx;
                     for l in 0..n {
                         let at = (o0 + l) * p + y * ow + x;
-                        out[at] = v0[l];
-                        if x + 1 < ow {
-                            out[at + 1] = v1[l];
+                        for (c, v) in v.iter().enumerate().take(ow - x) {
+                            out[at + c] = v[l];
                         }
                     }
                 }
@@ -453,7 +634,7 @@ fn finish_rows(out: &mut [f32], b: Band, o: usize, res: Option<&[f32]>, epilogue
         // The band's rows in one image at a time.
         let (image, ty0) = b.place(t);
         let ty1 = (ty0 + b.t1 - t).min(b.th);
-        let (y0, y1) = (2 * ty0, (2 * ty1).min(b.oh));
+        let (y0, y1) = (b.r * ty0, (b.r * ty1).min(b.oh));
         let at = image * o * p;
         for ch in 0..o {
             let span = at + ch * p + y0 * b.ow..at + ch * p + y1 * b.ow;
@@ -477,16 +658,17 @@ mod transposed {
     pub(super) fn store_tiles(m: &[f32], out: &mut [f32], b: Band) -> bool {
         #[cfg(target_arch = "x86_64")]
         if crate::kernels::has_avx512() {
-            let tiles = b.tiles();
+            let (tiles, r) = (b.tiles(), b.r);
+            let elems = (r + 2) * (r + 2);
             assert!(
-                tiles > 0 && m.len().is_multiple_of(16 * tiles),
+                tiles > 0 && (r == 2 || r == 4) && m.len().is_multiple_of(elems * tiles),
                 "store_tiles: products"
             );
-            let o = m.len() / (16 * tiles);
+            let o = m.len() / (elems * tiles);
             assert!(
                 out.len() >= b.t1.div_ceil(b.th) * o * b.oh * b.ow
-                    && b.tw <= b.ow.div_ceil(2)
-                    && b.th <= b.oh.div_ceil(2),
+                    && b.tw <= b.ow.div_ceil(r)
+                    && b.th <= b.oh.div_ceil(r),
                 "store_tiles: tiles past the output"
             );
             // SAFETY: the CPU has AVX-512F (`has_avx512`, checked above). Every load reads
@@ -498,7 +680,11 @@ mod transposed {
             // checked above.
             #[allow(unsafe_code)]
             unsafe {
-                avx512::store_tiles(m, out, b, o)
+                if r == 4 {
+                    avx512::store_tiles::<4, 6, avx512::F4>(m, out, b, o)
+                } else {
+                    avx512::store_tiles::<2, 4, avx512::F2>(m, out, b, o)
+                }
             };
             return true;
         }
@@ -512,11 +698,12 @@ mod transposed {
         use super::Band;
         use std::arch::x86_64::{
             __m512, _mm512_add_ps, _mm512_castpd_ps, _mm512_castps_pd, _mm512_mask_storeu_ps,
-            _mm512_maskz_loadu_ps, _mm512_setzero_ps, _mm512_shuffle_f32x4, _mm512_sub_ps,
-            _mm512_unpackhi_pd, _mm512_unpackhi_ps, _mm512_unpacklo_pd, _mm512_unpacklo_ps,
+            _mm512_maskz_loadu_ps, _mm512_mul_ps, _mm512_set1_ps, _mm512_setzero_ps,
+            _mm512_shuffle_f32x4, _mm512_sub_ps, _mm512_unpackhi_pd, _mm512_unpackhi_ps,
+            _mm512_unpacklo_pd, _mm512_unpacklo_ps,
         };
 
-        /// `Aᵀ x` along one axis: `x0 + x1 + x2, x1 − x2 − x3`, as [`super::super::at`].
+        /// `Aᵀ x` along one axis: `x0 + x1 + x2, x1 − x2 − x3`, as [`super::super::F2`]'s.
         #[target_feature(enable = "avx512f")]
         #[inline]
         fn at(x: [__m512; 4]) -> [__m512; 2] {
@@ -556,11 +743,59 @@ mod transposed {
             }
         }
 
-        /// See [`super::store_tiles`], whose checks and safety argument this relies on.
+        /// The output transform along one axis, as the portable one computes it.
+        pub(super) trait At<const R: usize, const A: usize> {
+            /// `Aᵀ x`.
+            ///
+            /// # Safety
+            ///
+            /// The CPU has AVX-512F.
+            unsafe fn at(x: [__m512; A]) -> [__m512; R];
+        }
+
+        /// F(2×2, 3×3), as [`super::super::F2`].
+        pub(super) struct F2;
+
+        impl At<2, 4> for F2 {
+            #[target_feature(enable = "avx512f")]
+            #[inline]
+            unsafe fn at(x: [__m512; 4]) -> [__m512; 2] {
+                at(x)
+            }
+        }
+
+        /// F(4×4, 3×3), as [`super::super::F4`]: the same operations in the same order.
+        pub(super) struct F4;
+
+        impl At<4, 6> for F4 {
+            #[target_feature(enable = "avx512f")]
+            #[inline]
+            unsafe fn at(x: [__m512; 6]) -> [__m512; 4] {
+                let scale = |c: f32, v: __m512| _mm512_mul_ps(_mm512_set1_ps(c), v);
+                let (s12, d12) = (_mm512_add_ps(x[1], x[2]), _mm512_sub_ps(x[1], x[2]));
+                let (s34, d34) = (_mm512_add_ps(x[3], x[4]), _mm512_sub_ps(x[3], x[4]));
+                [
+                    _mm512_add_ps(_mm512_add_ps(x[0], s12), s34),
+                    _mm512_add_ps(d12, scale(2.0, d34)),
+                    _mm512_add_ps(s12, scale(4.0, s34)),
+                    _mm512_add_ps(_mm512_add_ps(d12, scale(8.0, d34)), x[5]),
+                ]
+            }
+        }
+
+        /// See [`super::store_tiles`], whose checks and safety argument this relies on:
+        /// tiles of side `R` (`A = R + 2` transformed values along each axis), `16 / R` of
+        /// them side by side giving each of 16 channels 16 consecutive outputs of a row.
         #[target_feature(enable = "avx512f")]
-        pub(super) unsafe fn store_tiles(m: &[f32], out: &mut [f32], b: Band, o: usize) {
+        pub(super) unsafe fn store_tiles<const R: usize, const A: usize, T: At<R, A>>(
+            m: &[f32],
+            out: &mut [f32],
+            b: Band,
+            o: usize,
+        ) {
             let (tiles, tw, oh, ow) = (b.tiles(), b.tw, b.oh, b.ow);
             let p = oh * ow;
+            let per_group = 16 / R;
             let (m, out) = (m.as_ptr(), out.as_mut_ptr());
             for t in b.t0..b.t1 {
                 let (image, ty) = b.place(t);
@@ -569,36 +804,45 @@ mod transposed {
                 for o0 in (0..o).step_by(16) {
                     let channels = (o - o0).min(16);
                     let lanes = ((1u32 << channels) - 1) as u16;
-                    for tx0 in (0..tw).step_by(8) {
-                        // Row r of the outputs, column 2i + c of this group of tiles, as a
+                    for tx0 in (0..tw).step_by(per_group) {
+                        // Row r of the outputs, column R·i + c of this group of tiles, as a
                         // vector over the channels.
-                        let mut rows = [[_mm512_setzero_ps(); 16]; 2];
-                        let group = (tw - tx0).min(8);
+                        let mut rows = [[_mm512_setzero_ps(); 16]; R];
+                        let group = (tw - tx0).min(per_group);
                         for i in 0..group {
                             let t = (t - b.t0) * tw + tx0 + i;
-                            let mut e = [_mm512_setzero_ps(); 16];
-                            for (k, e) in e.iter_mut().enumerate() {
+                            let mut e = [[_mm512_setzero_ps(); A]; A];
+                            for (k, e) in e.iter_mut().flatten().enumerate() {
                                 // SAFETY: the caller's (see above).
                                 *e = unsafe {
                                     _mm512_maskz_loadu_ps(lanes, m.add((k * tiles + t) * o + o0))
                                 };
                             }
-                            let mut s = [[_mm512_setzero_ps(); 2]; 4];
+                            let mut s = [[_mm512_setzero_ps(); R]; A];
                             for (j, s) in s.iter_mut().enumerate() {
-                                *s = at([e[j], e[4 + j], e[8 + j], e[12 + j]]);
+                                let mut col = [_mm512_setzero_ps(); A];
+                                for (k, v) in col.iter_mut().enumerate() {
+                                    *v = e[k][j];
+                                }
+                                // SAFETY: the CPU has AVX-512F (the caller's).
+                                *s = unsafe { T::at(col) };
                             }
                             for (r, rows) in rows.iter_mut().enumerate() {
-                                let [v0, v1] = at([s[0][r], s[1][r], s[2][r], s[3][r]]);
-                                rows[2 * i] = v0;
-                                rows[2 * i + 1] = v1;
+                                let mut row = [_mm512_setzero_ps(); A];
+                                for (j, v) in row.iter_mut().enumerate() {
+                                    *v = s[j][r];
+                                }
+                                // SAFETY: the CPU has AVX-512F (the caller's).
+                                let v = unsafe { T::at(row) };
+                                rows[R * i..R * i + R].copy_from_slice(&v);
                             }
                         }
-                        let x0 = 2 * tx0;
+                        let x0 = R * tx0;
                         // The columns these tiles cover, cropped to the output.
-                        let columns = (ow - x0).min(2 * group);
+                        let columns = (ow - x0).min(R * group);
                         let keep = ((1u32 << columns) - 1) as u16;
                         for (r, row) in rows.iter_mut().enumerate() {
-                            let y = 2 * ty + r;
+                            let y = R * ty + r;
                             if y >= oh {
                                 continue;
                             }
@@ -667,9 +911,10 @@ mod tests {
             (17, 7, 7, 0, 12, 3),
             (32, 14, 14, 5, 19, 3),
         ];
-        for (o, oh, ow, t0, t1, images) in cases {
-            let (th, tw) = (oh.div_ceil(2), ow.div_ceil(2));
-            let m = values(16 * (t1 - t0) * tw * o, o + ow);
+        for ((o, oh, ow, t0, t1, images), r) in cases.into_iter().flat_map(|c| [(c, 2), (c, 4)]) {
+            let (th, tw) = (oh.div_ceil(r), ow.div_ceil(r));
+            let (t0, t1) = (t0.min(images * th - 1), t1.min(images * th));
+            let m = values((r + 2) * (r + 2) * (t1 - t0) * tw * o, o + ow);
             let b = Band {
                 t0,
                 t1,
@@ -677,9 +922,14 @@ mod tests {
                 tw,
                 oh,
                 ow,
+                r,
             };
             let mut portable = vec![f32::NAN; images * o * oh * ow];
-            store_tiles(&m, &mut portable, b);
+            if r == 4 {
+                store_tiles::<4, 6, F4>(&m, &mut portable, b);
+            } else {
+                store_tiles::<2, 4, F2>(&m, &mut portable, b);
+            }
             let mut fast = vec![f32::NAN; images * o * oh * ow];
             if !transposed::store_tiles(&m, &mut fast, b) {
                 return;
@@ -688,7 +938,7 @@ mod tests {
             assert_eq!(
                 bits(&portable),
                 bits(&fast),
-                "({o}, {oh}×{ow}, tile rows {t0}..{t1} of {images} images)"
+                "({o}, {oh}×{ow}, tiles of {r}, tile rows {t0}..{t1} of {images} images)"
             );
         }
     }
@@ -705,6 +955,9 @@ mod tests {
             (40, 12, 13, 32, 2),
             (64, 57, 9, 32, 1),
             (32, 7, 7, 48, 1),
+            (32, 28, 28, 32, 1),
+            (40, 31, 33, 32, 1),
+            (32, 34, 30, 48, 2),
         ]
         .into_iter()
         .enumerate()
@@ -723,7 +976,8 @@ mod tests {
                 residual: None,
                 act_after: Some(Activation::Relu),
             };
-            let u = transform_weights(&wt, o, c);
+            let r = tile(&g);
+            let u = transform_weights(&wt, o, c, r);
             for n in [1, 3] {
                 let x = values(n * c * h * w, k);
                 let res = values(n * o * g.p(), k + 20);
@@ -732,7 +986,8 @@ mod tests {
                     .flat_map(|x| naive(x, &g, &wt))
                     .collect();
                 // One band, and bands of one and of three tile rows.
-                for band_bytes in [BAND_BYTES, 1, 3 * 16 * (c + o) * g.ow.div_ceil(2) * 4] {
+                let row_bytes = (r + 2) * (r + 2) * (c + o) * g.ow.div_ceil(r) * 4;
+                for band_bytes in [BAND_BYTES, 1, 3 * row_bytes] {
                     let mut out = vec![f32::NAN; n * o * g.p()];
                     // The products on this thread, and shared out over the pool.
                     let parallel = band_bytes == 1;
@@ -743,8 +998,11 @@ mod tests {
                         let ch = i / g.p() % o;
                         let (s, t) = (e.scale.as_ref().unwrap()[ch], e.shift.as_ref().unwrap()[ch]);
                         let y = ((*y as f32 * s + t).max(0.0) + res[i]).max(0.0);
+                        // F(4×4, 3×3)'s larger coefficients cost precision: up to
+                        // 3.6·10⁻⁶ of the largest output here, F(2×2, 3×3) under 10⁻⁶.
+                        let tol = if r == 4 { 1e-5 } else { 2e-6 };
                         assert!(
-                            (got - y).abs() <= 2e-6 * scale as f32 * s.abs().max(1.0),
+                            (got - y).abs() <= tol * scale as f32 * s.abs().max(1.0),
                             "case {k} ({c}, {h}×{w}, {o}, pad {pad}), {n} images, band \
                              {band_bytes}: [{i}] {got} vs {y}"
                         );

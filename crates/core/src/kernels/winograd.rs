@@ -224,13 +224,13 @@ fn run_bands(
 ) {
     let (c, o, r) = (g.c, g.o, tile(g));
     // Products: one per element of the (r + 2) × (r + 2) transforms.
-    let e = (r + 2) * (r + 2);
+    let products = (r + 2) * (r + 2);
     let (th, tw) = (g.oh.div_ceil(r), g.ow.div_ceil(r));
     // Padded rows 0..r·th + 2, each split into its r phases of columns (tw + 1 of each),
     // so that every tap of a row of tiles is a contiguous run.
     let (rows, half) = (r * th + 2, tw + 1);
     let split_len = c * rows * r * half;
-    let band = (band_bytes / (e * (c + o) * tw * 4)).clamp(1, n * th);
+    let band = (band_bytes / (products * (c + o) * tw * 4)).clamp(1, n * th);
     // `LANES` elements of slack after the planes and after each element's `V`: the input
     // transform reads and writes whole vectors past the last tile of a row.
     with_buffer(&SPLIT, n * split_len + LANES, |split| {
@@ -255,7 +255,7 @@ fn run_bands(
             };
             let tiles = b.tiles();
             let stride = c * tiles + LANES;
-            with_buffer(&V, e * stride, |v| {
+            with_buffer(&V, products * stride, |v| {
                 let planes = (rows, half, c);
                 if r == 4 {
                     super::wide!(
@@ -274,7 +274,7 @@ fn run_bands(
                         planes: (usize, usize, usize),
                     );
                 }
-                with_buffer(&M, e * o * tiles, |m| {
+                with_buffer(&M, products * o * tiles, |m| {
                     // M[e] = V[e]ᵀ · U[e], `tiles × O`: the channels, a multiple of 16
                     // where it matters, run along the kernel's vectors, the tiles (as
                     // few as 16) along its short side.

@@ -150,8 +150,8 @@ impl Cache {
 }
 
 thread_local! {
-    /// The input split into even and odd columns, the transformed input `V`, and the
-    /// products `M`, per thread.
+    /// The input split into its column phases, the transformed input `V`, and the products
+    /// `M`, per thread.
     static SPLIT: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
     static V: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
     static M: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
@@ -172,8 +172,8 @@ const JOB_TILES: usize = 64;
 
 /// `epilogue(conv(x, w))` for `n` images: `x` is `N × C × H × W`, `u` the
 /// [`transform_weights`] of the layer, `out` `N × O × OH × OW`, `res` the residual's
-/// values for these images (if any). The images' tiles go through the same 16 products,
-/// so that `U` is read once for all of them (see [`images_per_job`]).
+/// values for these images (if any). The images' tiles go through the same products, so
+/// that `U` is read once for all of them (see [`images_per_job`]).
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn run(
     g: &Geometry,
@@ -295,11 +295,13 @@ fn run_bands(
                     } else {
                         m.chunks_mut(tiles * o).enumerate().for_each(product);
                     }
-                    if transposed::store_tiles(m, out, b) {
-                    } else if r == 4 {
-                        super::wide!(store_tiles::<4, 6, F4>, m: &[f32], out: &mut [f32], b: Band);
-                    } else {
-                        super::wide!(store_tiles::<2, 4, F2>, m: &[f32], out: &mut [f32], b: Band);
+                    // The portable stores where the CPU lacks AVX-512.
+                    if !transposed::store_tiles(m, out, b) {
+                        if r == 4 {
+                            super::wide!(store_tiles::<4, 6, F4>, m: &[f32], out: &mut [f32], b: Band);
+                        } else {
+                            super::wide!(store_tiles::<2, 4, F2>, m: &[f32], out: &mut [f32], b: Band);
+                        }
                     }
                     super::wide!(
                         finish_rows,
@@ -644,11 +646,12 @@ fn finish_rows(out: &mut [f32], b: Band, o: usize, res: Option<&[f32]>, epilogue
     }
 }
 
-/// [`store_tiles`] with AVX-512: eight tiles side by side give each of 16 channels 16
-/// consecutive outputs of a row, which a 16 × 16 transpose in registers turns into one
-/// vector store per channel, where the portable loop stores every value on its own (the
-/// output transform was 13–15 % of VGG-16's time). The same additions in the same order,
-/// so the same values.
+/// [`store_tiles`] with AVX-512: eight 2×2 tiles, or four 4×4 ones, side by side give each
+/// of 16 channels 16 consecutive outputs of a row, which a 16 × 16 transpose in registers
+/// turns into one vector store per channel, where the portable loop stores every value on
+/// its own (the output transform was 13–15 % of VGG-16's time with 2×2 tiles, and made
+/// 4×4 tiles slower than 2×2 ones). The same operations in the same order, so the same
+/// values.
 mod transposed {
     use super::Band;
 
@@ -672,12 +675,12 @@ mod transposed {
                 "store_tiles: tiles past the output"
             );
             // SAFETY: the CPU has AVX-512F (`has_avx512`, checked above). Every load reads
-            // `m` at `(k·tiles + t)·o + o0 + l` for `k < 16`, `t < tiles`, `o0 + l < o`
-            // (masked to the channels left), inside `m` (its length is `16·tiles·o`); every
-            // store writes image `t / th < ⌈t1 / th⌉`, channel `o0 + l < o`, row
-            // `y < oh`, columns `x0..x0 + n` with `x0 < ow` (as `tx0 < tw ≤ ⌈ow/2⌉`) and
-            // `x0 + n ≤ ow` (masked), inside `out` (at least `⌈t1 / th⌉·o·oh·ow`); all
-            // checked above.
+            // `m` at `(k·tiles + t)·o + o0 + l` for `k < (r + 2)²`, `t < tiles`,
+            // `o0 + l < o` (masked to the channels left), inside `m` (its length is
+            // `(r + 2)²·tiles·o`); every store writes image `t / th < ⌈t1 / th⌉`, channel
+            // `o0 + l < o`, row `y < oh`, columns `x0..x0 + n` with `x0 < ow` (as
+            // `tx0 < tw ≤ ⌈ow/r⌉`) and `x0 + n ≤ ow` (masked), inside `out` (at least
+            // `⌈t1 / th⌉·o·oh·ow`); all checked above.
             #[allow(unsafe_code)]
             unsafe {
                 if r == 4 {

@@ -72,13 +72,16 @@ fn both_map_a_batch_of_32x32_images_to_ten_scores() -> Result<()> {
         assert_eq!(features.dims(), [3, 120, 1, 1]);
         let logits = model.forward_t(&x, false)?;
         assert_eq!(logits.dims(), [3, 10]);
-        // Batch-agnostic: one image alone gives the same scores.
+        // Batch-agnostic: one image alone gives the same scores, up to the rounding of sums
+        // taken in another order. The classic model's scores are squared distances of
+        // magnitude up to ~200, where one f32 step is 1.5e-5, so the bound is relative.
         let one = model.forward_t(&x.i(1..2)?, false)?;
-        let diff = (one - logits.i(1..2)?)?
+        let diff = (&one - logits.i(1..2)?)?
             .abs()?
             .max_all()?
             .to_scalar::<f32>()?;
-        assert!(diff < 1e-5, "{diff}");
+        let scale = one.abs()?.max_all()?.to_scalar::<f32>()?.max(1.0);
+        assert!(diff <= 1e-6 * scale, "{diff} (scores up to {scale})");
         assert_eq!(model.num_classes(), 10);
     }
     Ok(())

@@ -484,7 +484,7 @@ impl CustomOp1 for ConvForward<'_> {
         let u = self
             .winograd
             .filter(|_| super::winograd::applies(&g))
-            .map(|cache| cache.get(self.weight.id(), w, o, g.c, super::winograd::tile(&g)));
+            .map(|cache| cache.get(self.weight.id(), w, &g));
         let out = g.forward(x, n, w, res, self.epilogue, u.as_deref());
         Ok((CpuStorage::F32(out), Shape::from((n, o, g.oh, g.ow))))
     }

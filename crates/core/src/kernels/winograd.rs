@@ -128,23 +128,17 @@ impl std::fmt::Debug for Cache {
 }
 
 impl Cache {
-    /// The transform of `w` (`O × C × 3 × 3`, the tensor `id`) for tiles of side `r`, from
-    /// the cache when it holds this tensor's (one slot per side: a layer run on maps of
-    /// both kinds keeps both).
-    pub(crate) fn get(
-        &self,
-        id: TensorId,
-        w: &[f32],
-        o: usize,
-        c: usize,
-        r: usize,
-    ) -> Cow<'_, [f32]> {
-        let slot = &self.0[usize::from(r == 4)];
-        let (cached, u) = slot.get_or_init(|| (id, transform_weights(w, o, c, r)));
+    /// The transform of `w` (`O × C × 3 × 3`, the tensor `id`) for the convolution `g`,
+    /// with the tiles [`tile`] gives it, from the cache when it holds this tensor's (one
+    /// slot per tile size: a layer run on maps of both kinds keeps both).
+    pub(crate) fn get(&self, id: TensorId, w: &[f32], g: &Geometry) -> Cow<'_, [f32]> {
+        let r = tile(g);
+        let make = || transform_weights(w, g.o, g.c, r);
+        let (cached, u) = self.0[usize::from(r == 4)].get_or_init(|| (id, make()));
         if *cached == id {
             Cow::Borrowed(u)
         } else {
-            Cow::Owned(transform_weights(w, o, c, r))
+            Cow::Owned(make())
         }
     }
 }
@@ -190,7 +184,8 @@ pub(crate) fn run(
     // (AlexNet's 4.7 MB: 10 % over one band); a larger `U` is read once, in one band
     // (VGG-16's 16 MB at 28×28 ran no faster than the direct kernel in its 14 bands of one
     // tile row, 1.74× in one). Several images are together to share `U`: one band.
-    let products = (tile(g) + 2) * (tile(g) + 2);
+    let r = tile(g);
+    let products = (r + 2) * (r + 2);
     let band_bytes = if products * g.c * g.o * 4 > U_IN_CACHE || n > 1 {
         usize::MAX
     } else {

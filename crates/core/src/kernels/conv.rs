@@ -374,11 +374,11 @@ impl Geometry {
         w: &[f32],
         res: Option<&[f32]>,
         epilogue: &Epilogue,
-        winograd: Option<&[f32]>,
+        winograd: Option<(&[f32], usize)>,
     ) -> Vec<f32> {
         let (p, o) = (self.p(), self.o);
-        let per_job = if winograd.is_some() {
-            super::winograd::images_per_job(self, n)
+        let per_job = if let Some((_, r)) = winograd {
+            super::winograd::images_per_job(self, r, n)
         } else if p >= MIN_COLS {
             1
         } else {
@@ -481,11 +481,13 @@ impl CustomOp1 for ConvForward<'_> {
         if w.len() != o * g.kg() || res.is_some_and(|r| r.len() != n * o * p) {
             candle_core::bail!("conv2d: weight or residual of the wrong size")
         }
+        // The tile size depends on the images of the call, which all jobs share.
+        let r = super::winograd::tile(&g, n);
         let u = self
             .winograd
             .filter(|_| super::winograd::applies(&g))
-            .map(|cache| cache.get(self.weight.id(), w, &g));
-        let out = g.forward(x, n, w, res, self.epilogue, u.as_deref());
+            .map(|cache| cache.get(self.weight.id(), w, &g, r));
+        let out = g.forward(x, n, w, res, self.epilogue, u.as_deref().map(|u| (u, r)));
         Ok((CpuStorage::F32(out), Shape::from((n, o, g.oh, g.ow))))
     }
 }

@@ -50,13 +50,24 @@ pub(crate) fn applies(g: &Geometry) -> bool {
         && tiles >= 16
 }
 
-/// The output tile's side for `g`: 4, F(4×4, 3×3), on maps of [`F4_MIN_MAP`] and more,
-/// whose 36 products per 16 outputs are 2.25 multiply-adds per output and channel pair
-/// where F(2×2, 3×3) needs 4 (and the direct sum 9); 2 on smaller maps, which 4×4 tiles
-/// cover with too many padded outputs (14×14 as 16×16) or too few tiles for the matrix
-/// kernel.
-pub(crate) fn tile(g: &Geometry) -> usize {
-    if g.oh.min(g.ow) >= F4_MIN_MAP { 4 } else { 2 }
+/// The output tile's side for `g` over `n` images: 4, F(4×4, 3×3), on maps of
+/// [`F4_MIN_MAP`] and more, whose 36 products per 16 outputs are 2.25 multiply-adds per
+/// output and channel pair where F(2×2, 3×3) needs 4 (and the direct sum 9); also on maps
+/// that 4×4 tiles cover with no more padded outputs than 2×2 ones (a 7×7 map is 8×8 either
+/// way: 4 tiles of 36 products against 16 of 16), when the images together have
+/// [`F4_FEW_TILES`] of them. 2 otherwise: 4×4 tiles cover the other small maps with too
+/// many padded outputs (14×14 as 16×16), and too few tiles make products too thin for the
+/// matrix kernel.
+pub(crate) fn tile(g: &Geometry, n: usize) -> usize {
+    let same_cover = |len: usize| len.div_ceil(4) * 4 == len.div_ceil(2) * 2;
+    let tiles = g.oh.div_ceil(4) * g.ow.div_ceil(4);
+    if g.oh.min(g.ow) >= F4_MIN_MAP
+        || (same_cover(g.oh) && same_cover(g.ow) && n * tiles >= F4_FEW_TILES)
+    {
+        4
+    } else {
+        2
+    }
 }
 
 /// F(2×2, 3×3)'s weight transform `G` (Lavin & Gray, §4.1).
@@ -128,11 +139,10 @@ impl std::fmt::Debug for Cache {
 }
 
 impl Cache {
-    /// The transform of `w` (`O × C × 3 × 3`, the tensor `id`) for the convolution `g`,
-    /// with the tiles [`tile`] gives it, from the cache when it holds this tensor's (one
-    /// slot per tile size: a layer run on maps of both kinds keeps both).
-    pub(crate) fn get(&self, id: TensorId, w: &[f32], g: &Geometry) -> Cow<'_, [f32]> {
-        let r = tile(g);
+    /// The transform of `w` (`O × C × 3 × 3`, the tensor `id`) for the convolution `g`
+    /// with tiles of side `r`, from the cache when it holds this tensor's (one slot per tile
+    /// size: a layer run with tiles of both sizes keeps both).
+    pub(crate) fn get(&self, id: TensorId, w: &[f32], g: &Geometry, r: usize) -> Cow<'_, [f32]> {
         let make = || transform_weights(w, g.o, g.c, r);
         let (cached, u) = self.0[usize::from(r == 4)].get_or_init(|| (id, make()));
         if *cached == id {
@@ -160,18 +170,22 @@ const U_IN_CACHE: usize = 8 << 20;
 /// its 128-channel 28×28 one 0.48 against 0.61; the 256-channel 14×14 one 0.91 against
 /// 0.80 (as 16×16, with a third more products).
 const F4_MIN_MAP: usize = 28;
+/// The fewest 4×4 tiles a call needs for F(4×4, 3×3) on a small map that 2×2 tiles cover
+/// no better ([`tile`]). ResNet-50 (512 channels at 7×7, 4 tiles an image), one thread:
+/// 2 % faster at batch 16 (groups of 8 images, 32 tiles), 4 % slower at batch 1.
+const F4_FEW_TILES: usize = 32;
 /// The fewest tiles a job's products take, where an image has fewer (see
 /// [`images_per_job`]).
 const JOB_TILES: usize = 64;
 
 /// `epilogue(conv(x, w))` for `n` images: `x` is `N × C × H × W`, `u` the
-/// [`transform_weights`] of the layer, `out` `N × O × OH × OW`, `res` the residual's
+/// [`transform_weights`] of the layer for tiles of side `r`, `out` `N × O × OH × OW`, `res` the residual's
 /// values for these images (if any). The images' tiles go through the same products, so
 /// that `U` is read once for all of them (see [`images_per_job`]).
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn run(
     g: &Geometry,
-    u: &[f32],
+    (u, r): (&[f32], usize),
     x: &[f32],
     n: usize,
     out: &mut [f32],
@@ -184,22 +198,21 @@ pub(crate) fn run(
     // (AlexNet's 4.7 MB: 10 % over one band); a larger `U` is read once, in one band
     // (VGG-16's 16 MB at 28×28 ran no faster than the direct kernel in its 14 bands of one
     // tile row, 1.74× in one). Several images are together to share `U`: one band.
-    let r = tile(g);
     let products = (r + 2) * (r + 2);
     let band_bytes = if products * g.c * g.o * 4 > U_IN_CACHE || n > 1 {
         usize::MAX
     } else {
         BAND_BYTES
     };
-    run_bands(g, u, x, n, out, (res, epilogue), parallel, band_bytes);
+    run_bands(g, (u, r), x, n, out, (res, epilogue), parallel, band_bytes);
 }
 
 /// Images whose tiles share one set of products: one where an image has enough tiles to
 /// fill the matrix kernel; on small maps (ResNet's 14×14 and 7×7 stages, 49 and 16 tiles),
 /// enough images for [`JOB_TILES`] tiles, so that the transformed weight (4–17 MB there,
 /// read from memory) is read once for all of them instead of once per image.
-pub(crate) fn images_per_job(g: &Geometry, n: usize) -> usize {
-    let r = tile(g);
+/// `r` is the tiles' side.
+pub(crate) fn images_per_job(g: &Geometry, r: usize, n: usize) -> usize {
     let tiles = g.oh.div_ceil(r) * g.ow.div_ceil(r);
     JOB_TILES.div_ceil(tiles).clamp(1, n.max(1))
 }
@@ -209,7 +222,7 @@ pub(crate) fn images_per_job(g: &Geometry, n: usize) -> usize {
 #[allow(clippy::too_many_arguments)]
 fn run_bands(
     g: &Geometry,
-    u: &[f32],
+    (u, r): (&[f32], usize),
     x: &[f32],
     n: usize,
     out: &mut [f32],
@@ -217,7 +230,7 @@ fn run_bands(
     parallel: bool,
     band_bytes: usize,
 ) {
-    let (c, o, r) = (g.c, g.o, tile(g));
+    let (c, o) = (g.c, g.o);
     // Products: one per element of the (r + 2) × (r + 2) transforms.
     let products = (r + 2) * (r + 2);
     let (th, tw) = (g.oh.div_ceil(r), g.ow.div_ceil(r));
@@ -942,6 +955,21 @@ mod tests {
     }
 
     #[test]
+    fn four_by_four_tiles_on_large_maps_and_on_small_ones_they_cover_as_well() {
+        let side = |h: usize, n: usize| {
+            let g = Geometry::new(512, h, h, 512, &Conv2dConfig::new(3).padding(1)).unwrap();
+            tile(&g, n)
+        };
+        // 56 and 28 always; 14×14 never (16×16 as 4×4 tiles); 7×7 (8×8 either way) from
+        // eight images, 32 tiles.
+        assert_eq!([side(56, 1), side(28, 1), side(14, 16)], [4, 4, 2]);
+        assert_eq!(
+            [side(7, 1), side(7, 7), side(7, 8), side(7, 16)],
+            [2, 2, 4, 4]
+        );
+    }
+
+    #[test]
     fn winograd_matches_the_direct_convolution() {
         // Even and odd maps, paddings 0, 1 and 2, bands of one tile row and of several
         // (over several images: bands that start and end inside an image), with an
@@ -974,9 +1002,9 @@ mod tests {
                 residual: None,
                 act_after: Some(Activation::Relu),
             };
-            let r = tile(&g);
-            let u = transform_weights(&wt, o, c, r);
-            for n in [1, 3] {
+            // Either tile size on any map (the kernel chooses by map and images).
+            for (r, n) in [2, 4].into_iter().flat_map(|r| [(r, 1), (r, 3)]) {
+                let u = transform_weights(&wt, o, c, r);
                 let x = values(n * c * h * w, k);
                 let res = values(n * o * g.p(), k + 20);
                 let want: Vec<f64> = x
@@ -990,7 +1018,7 @@ mod tests {
                     // The products on this thread, and shared out over the pool.
                     let parallel = band_bytes == 1;
                     let epilogue = (Some(&res[..]), &e);
-                    run_bands(&g, &u, &x, n, &mut out, epilogue, parallel, band_bytes);
+                    run_bands(&g, (&u, r), &x, n, &mut out, epilogue, parallel, band_bytes);
                     let scale = want.iter().fold(1f64, |m, v| m.max(v.abs()));
                     for (i, (got, y)) in out.iter().zip(&want).enumerate() {
                         let ch = i / g.p() % o;

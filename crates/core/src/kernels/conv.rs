@@ -481,8 +481,9 @@ impl CustomOp1 for ConvForward<'_> {
         if w.len() != o * g.kg() || res.is_some_and(|r| r.len() != n * o * p) {
             candle_core::bail!("conv2d: weight or residual of the wrong size")
         }
-        // The tile size depends on the images of the call, which all jobs share.
-        let r = super::winograd::tile(&g, n);
+        // The tile size depends on the images of the call (all its jobs share the transform)
+        // and on the threads.
+        let r = super::winograd::tile(&g, n, rayon::current_num_threads());
         let u = self
             .winograd
             .filter(|_| super::winograd::applies(&g))

@@ -55,15 +55,16 @@ pub(crate) fn applies(g: &Geometry) -> bool {
 /// output and channel pair where F(2×2, 3×3) needs 4 (and the direct sum 9); also on maps
 /// that 4×4 tiles cover with no more padded outputs than 2×2 ones (a 7×7 map is 8×8 either
 /// way: 4 tiles of 36 products against 16 of 16), when the images together have
-/// [`F4_FEW_TILES`] of them. 2 otherwise: 4×4 tiles cover the other small maps with too
-/// many padded outputs (14×14 as 16×16), and too few tiles make products too thin for the
-/// matrix kernel.
-pub(crate) fn tile(g: &Geometry, n: usize) -> usize {
+/// [`F4_FEW_TILES`] of them and the pool has one thread (`threads`). 2 otherwise: 4×4
+/// tiles cover the other small maps with too many padded outputs (14×14 as 16×16), too few
+/// tiles make products too thin for the matrix kernel, and on several threads, each
+/// streaming its own images' products, the larger transformed weight (2.25 times the 2×2
+/// one's: 38 MB for 512 channels, read from memory) costs more than its products save.
+pub(crate) fn tile(g: &Geometry, n: usize, threads: usize) -> usize {
     let same_cover = |len: usize| len.div_ceil(4) * 4 == len.div_ceil(2) * 2;
     let tiles = g.oh.div_ceil(4) * g.ow.div_ceil(4);
-    if g.oh.min(g.ow) >= F4_MIN_MAP
-        || (same_cover(g.oh) && same_cover(g.ow) && n * tiles >= F4_FEW_TILES)
-    {
+    let small = same_cover(g.oh) && same_cover(g.ow) && n * tiles >= F4_FEW_TILES;
+    if g.oh.min(g.ow) >= F4_MIN_MAP || (small && threads == 1) {
         4
     } else {
         2
@@ -172,7 +173,8 @@ const U_IN_CACHE: usize = 8 << 20;
 const F4_MIN_MAP: usize = 28;
 /// The fewest 4×4 tiles a call needs for F(4×4, 3×3) on a small map that 2×2 tiles cover
 /// no better ([`tile`]). ResNet-50 (512 channels at 7×7, 4 tiles an image), one thread:
-/// 2 % faster at batch 16 (groups of 8 images, 32 tiles), 4 % slower at batch 1.
+/// 1–2 % faster at batch 16 (groups of 8 images, 32 tiles), 4 % slower at batch 1; two
+/// threads, a group each: 1.3 % slower at batch 16 (59.2 against 60.0 images/s).
 const F4_FEW_TILES: usize = 32;
 /// The fewest tiles a job's products take, where an image has fewer (see
 /// [`images_per_job`]).
@@ -982,15 +984,17 @@ mod tests {
     fn four_by_four_tiles_on_large_maps_and_on_small_ones_they_cover_as_well() {
         let side = |h: usize, n: usize| {
             let g = Geometry::new(512, h, h, 512, &Conv2dConfig::new(3).padding(1)).unwrap();
-            tile(&g, n)
+            tile(&g, n, 1)
         };
         // 56 and 28 always; 14×14 never (16×16 as 4×4 tiles); 7×7 (8×8 either way) from
-        // eight images, 32 tiles.
+        // eight images, 32 tiles, on one thread.
         assert_eq!([side(56, 1), side(28, 1), side(14, 16)], [4, 4, 2]);
         assert_eq!(
             [side(7, 1), side(7, 7), side(7, 8), side(7, 16)],
             [2, 2, 4, 4]
         );
+        let g = Geometry::new(512, 7, 7, 512, &Conv2dConfig::new(3).padding(1)).unwrap();
+        assert_eq!(tile(&g, 16, 2), 2);
     }
 
     #[test]

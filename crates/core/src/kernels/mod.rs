@@ -20,6 +20,7 @@ pub(crate) mod conv;
 pub(crate) mod conv_grad;
 pub(crate) mod gemm;
 pub(crate) mod norm;
+pub(crate) mod panel;
 pub(crate) mod residual;
 pub(crate) mod winograd;
 

@@ -26,7 +26,7 @@
 //! the products (see [`images_per_job`]).
 
 use super::conv::{Epilogue, Geometry, with_buffer};
-use super::gemm::{MatMut, MatRef, matmul};
+use super::panel;
 use candle_core::TensorId;
 use rayon::prelude::*;
 use std::borrow::Cow;
@@ -91,12 +91,14 @@ const G4: [[f64; 3]; 6] = [
 ];
 
 /// `U = G g Gᵀ` for every output and input channel of `w` (`O × C × 3 × 3`) with tiles of
-/// side `r` (2 or 4), as `[(r + 2)²][C][O]`: element `e = (r + 2)·i + j` of each transform
+/// side `r` (2 or 4), as `(r + 2)²` matrices `C × O`, each packed in panels for the
+/// product kernel ([`panel::packed_at`]): element `e = (r + 2)·i + j` of each transform
 /// is the right operand of product `e`. Computed in f64 and rounded once.
 pub(crate) fn transform_weights(w: &[f32], o: usize, c: usize, r: usize) -> Vec<f32> {
     let g: &[[f64; 3]] = if r == 4 { &G4 } else { &G2 };
     let a = g.len();
-    let mut u = vec![0f32; a * a * o * c];
+    let len = panel::packed_len(c, o);
+    let mut u = vec![0f32; a * a * len];
     for (oc, k) in w.chunks_exact(9).enumerate() {
         // G·g (a×3), then (G·g)·Gᵀ (a×a).
         let gg: Vec<[f64; 3]> = g
@@ -109,7 +111,7 @@ pub(crate) fn transform_weights(w: &[f32], o: usize, c: usize, r: usize) -> Vec<
         for (i, gg) in gg.iter().enumerate() {
             for (j, gj) in g.iter().enumerate() {
                 let v: f64 = (0..3).map(|t| gg[t] * gj[t]).sum();
-                u[(i * a + j) * o * c + ci * o + oi] = v as f32;
+                u[(i * a + j) * len + panel::packed_at(c, ci, oi)] = v as f32;
             }
         }
     }
@@ -291,14 +293,10 @@ fn run_bands(
                     // One image on several threads (a batch smaller than the pool) shares
                     // out the products, each on one thread: many small products split
                     // across threads cost more in synchronisation than they gain.
+                    let len = panel::packed_len(c, o);
                     let product = |(e, m): (usize, &mut [f32])| {
-                        matmul(
-                            MatMut::row_major(m, tiles, o),
-                            MatRef::row_major(&v[e * stride..][..c * tiles], c, tiles).t(),
-                            MatRef::row_major(&u[e * c * o..][..c * o], c, o),
-                            false,
-                            false,
-                        );
+                        let (v, u) = (&v[e * stride..][..stride], &u[e * len..][..len]);
+                        panel::product(v, tiles, (c, tiles, o), u, m);
                     };
                     if parallel {
                         m.par_chunks_mut(tiles * o).enumerate().for_each(product);

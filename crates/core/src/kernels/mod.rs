@@ -10,10 +10,12 @@
 //!
 //! The crate is compiled for the baseline x86-64 (SSE2), so that it runs on any CPU; the
 //! few loops that stream over whole maps run through [`wide`], compiled a second time for
-//! AVX-512 and chosen at run time, as the `gemm` crate chooses its kernels. One step needs
-//! what the compiler does not find on its own, a transpose in registers (the Winograd output
-//! transform, `winograd::transposed`): it is written with AVX-512 intrinsics behind the
-//! same run-time check, beside the portable loop it must equal to the bit.
+//! AVX-512 and chosen at run time, as the `gemm` crate chooses its kernels. Two steps need
+//! what the compiler does not find on its own, and are written with AVX-512 intrinsics
+//! behind the same run-time check: a transpose in registers (the Winograd output transform,
+//! `winograd::transposed`), beside the portable loop it must equal to the bit, and the
+//! matrix kernel of the Winograd products (`panel`), whose 24 accumulators must stay in
+//! registers, beside the `gemm` crate on the same packed operand.
 
 pub(crate) mod alloc;
 pub(crate) mod conv;

@@ -18,7 +18,9 @@
 //! errors are some 4 times larger (up to 3.6·10⁻⁶ of the largest output in the tests,
 //! against under 10⁻⁶), still two orders of magnitude inside the parity tolerance. Both are
 //! measured against an f64 reference in the tests, and on whole networks by the parity
-//! tests, which run this path. [`tile`] chooses 4×4 tiles on maps of 28×28 and more.
+//! tests, which run this path. [`tile`] chooses 4×4 tiles on maps of 28×28 and more, and
+//! on one thread on 7×7 maps of enough images; the products run on a kernel of their own
+//! (`panel.rs`) with the transformed weight packed for it.
 //!
 //! Used by the inference convolution (`conv.rs`) for 3×3 kernels with stride 1, no
 //! dilation, one group, and maps wide enough that the tiles fill the matrix kernel (see

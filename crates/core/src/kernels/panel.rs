@@ -4,10 +4,11 @@
 //! to a few hundred tiles) and its right operand, the transformed weight `U`, is fixed for
 //! the layer. The `gemm` crate packs `U` again on every call with more than 48 tiles (every
 //! product of every image) and ran these products at 155–185 GFLOP/s in ResNet-50, where
-//! the convolutions' larger ones ran at 220–230. Here `U` is packed once, when it is transformed, in panels of 64 output channels
-//! (`[⌈O/64⌉][C][64]`, zero beyond `O`), and `V` (`C × tiles`) is read where it lies: per
-//! input channel, four vectors of a panel's row times six broadcast values of a row of `V`,
-//! into a 6 × 64 block of `M` kept in 24 AVX-512 registers. The shape is the `gemm` crate's
+//! the convolutions' larger ones ran at 220–230. Here `U` is packed once, when it is
+//! transformed, in panels of 64 output channels (`[⌈O/64⌉][C][64]`, zero beyond `O`), and
+//! `V` (`C × tiles`) is read where it lies: per input channel, four vectors of a panel's
+//! row times six broadcast values of a row of `V`, into a 6 × 64 block of `M` kept in 24
+//! AVX-512 registers. The shape is the `gemm` crate's
 //! own AVX-512 kernel (and MLAS's); only the packing differs. One thread, 36 products
 //! 128 × 49 × 128 (ResNet-50's 28×28 layers): 245 against 213 GFLOP/s warm, 202–215
 //! against 176 with `U` read from L3; 512 × 64 × 512: 241 against 211, 216–232 against 185.

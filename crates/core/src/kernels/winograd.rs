@@ -185,9 +185,9 @@ const F4_FEW_TILES: usize = 32;
 const JOB_TILES: usize = 64;
 
 /// `epilogue(conv(x, w))` for `n` images: `x` is `N × C × H × W`, `u` the
-/// [`transform_weights`] of the layer for tiles of side `r`, `out` `N × O × OH × OW`, `res` the residual's
-/// values for these images (if any). The images' tiles go through the same products, so
-/// that `U` is read once for all of them (see [`images_per_job`]).
+/// [`transform_weights`] of the layer for tiles of side `r`, `out` `N × O × OH × OW`, `res`
+/// the residual's values for these images (if any). The images' tiles go through the same
+/// products, so that `U` is read once for all of them (see [`images_per_job`]).
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn run(
     g: &Geometry,
@@ -213,11 +213,11 @@ pub(crate) fn run(
     run_bands(g, (u, r), x, n, out, (res, epilogue), parallel, band_bytes);
 }
 
-/// Images whose tiles share one set of products: one where an image has enough tiles to
-/// fill the matrix kernel; on small maps (ResNet's 14×14 and 7×7 stages, 49 and 16 tiles),
-/// enough images for [`JOB_TILES`] tiles, so that the transformed weight (4–17 MB there,
-/// read from memory) is read once for all of them instead of once per image.
-/// `r` is the tiles' side.
+/// Images whose tiles (of side `r`) share one set of products: one where an image has
+/// enough tiles to fill the matrix kernel; on small maps (ResNet's 14×14 and 7×7 stages, 49
+/// and 16 tiles of 2×2), enough images for [`JOB_TILES`] tiles, so that the transformed
+/// weight (4–17 MB there, read from memory) is read once for all of them instead of once
+/// per image.
 pub(crate) fn images_per_job(g: &Geometry, r: usize, n: usize) -> usize {
     let tiles = g.oh.div_ceil(r) * g.ow.div_ceil(r);
     JOB_TILES.div_ceil(tiles).clamp(1, n.max(1))
@@ -548,9 +548,9 @@ impl Transforms<4, 6> for F4 {
 /// a vector, each row's tiles read from its own place and blended in: a 7×7 map's two 4×4
 /// tiles a row would leave 14 of 16 lanes idle (ResNet-50's input transforms at 28×28,
 /// 14×14 and 7×7 took 0.40, 0.22 and 0.35 ms an image one row a vector, 0.28, 0.18 and
-/// 0.14 sharing). A vector may run past its tiles: the extra lanes
-/// read the next padded row (or the slack after the planes) and land on tiles written
-/// after them (the next row, the next channel) or in the slack.
+/// 0.14 sharing). A vector may run past its tiles: the extra lanes read the next padded row
+/// (or the slack after the planes) and land on tiles written after them (the next row, the
+/// next channel) or in the slack.
 #[inline(always)]
 fn transform_input<const R: usize, const A: usize, T: Transforms<R, A>>(
     split: &[f32],

@@ -23,7 +23,7 @@ use std::thread::LocalKey;
 use candle_core::{CpuStorage, CustomOp1, Layout, Result, Shape, Storage, Tensor};
 use rayon::prelude::*;
 
-use super::gemm::{MatMut, MatRef, matmul};
+use super::gemm::{MatMut, MatRef, PANEL, SHORT_PANEL, matmul};
 use crate::layers::{Activation, Conv2dConfig};
 
 /// The geometry of one convolution over `[N, C, H, W]`.
@@ -352,12 +352,6 @@ pub(super) fn with_buffer<R>(
     })
 }
 
-/// The widest remainder of a map's positions beyond a multiple of 64 that the images'
-/// products leave to one product over all of them. The matrix kernel's panels are 64
-/// positions tall; a 14×14 map's 196 ends with a panel of 4, which costs as much as one of
-/// 16 and a third of a full one (a 256 × 196 × 1024 product ran at 210 GFLOP/s where
-/// 192 columns ran at 245). Eight images' 4 positions are one panel of 32.
-const SHORT_PANEL: usize = 16;
 /// Bytes of columns and output a tile aims to keep in L2 (1 MiB per core here, typical).
 pub(super) const TILE_BYTES: usize = 768 << 10;
 /// The fewest output positions worth a matrix product of their own: below, images are
@@ -385,9 +379,11 @@ impl Geometry {
             MIN_COLS.div_ceil(p)
         };
         // Positions left out of the per-image products and computed for all the images in
-        // one product (see `SHORT_PANEL`).
-        let rest = match p % 64 {
-            r if per_job == 1 && n > 1 && self.pointwise() && p > 64 && r <= SHORT_PANEL => r,
+        // one product: a 14×14 map's 196 end in a panel of 4, which costs as much as one of
+        // 16 and a third of a full one (a 256 × 196 × 1024 product ran at 210 GFLOP/s where
+        // 192 columns ran at 245); eight images' 4 positions are one panel of 32.
+        let rest = match p % PANEL {
+            r if per_job == 1 && n > 1 && self.pointwise() && p > PANEL && r <= SHORT_PANEL => r,
             _ => 0,
         };
         let (in_len, out_len) = (self.c * self.h * self.w, o * p);
@@ -494,16 +490,17 @@ impl CustomOp1 for ConvForward<'_> {
 }
 
 /// Output positions per tile for `rows` column rows: as many as fit [`TILE_BYTES`] with the
-/// output rows, at least [`MIN_COLS`], split evenly over the image in multiples of 64.
+/// output rows, at least [`MIN_COLS`], split evenly over the image in multiples of the
+/// matrix kernel's panel.
 pub(super) fn tile_len(g: &Geometry, rows: usize) -> usize {
     let p = g.p();
     let fit = (TILE_BYTES / 4 / (rows + g.o)).max(MIN_COLS);
     if fit >= p {
         return p;
     }
-    // Multiples of 64, the height of the matrix kernel's panel (4 × 16 lanes).
+    // Multiples of the matrix kernel's panel.
     let tiles = p.div_ceil(fit);
-    p.div_ceil(tiles).next_multiple_of(64).min(p)
+    p.div_ceil(tiles).next_multiple_of(PANEL).min(p)
 }
 
 /// One image: `x` is `C × H × W`, `out` `O × OH × OW`, written tile by tile.

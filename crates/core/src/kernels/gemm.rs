@@ -149,8 +149,8 @@ pub(crate) fn matmul(
     // with it than as a product of its own: 196 columns (a 14×14 map) as 176 + 20 took
     // 0.42 ms where one product took 0.45 (1024 × 196 × 256), 1.07 against 1.12 (256 × 196
     // × 2304), one thread, warm; 80 as 48 + 32, 0.032 against 0.036.
-    let head = match n % 64 {
-        r if dst.cs == 1 && n > 64 && r <= SHORT_PANEL && r > 0 => n - r - SHORT_PANEL,
+    let head = match n % PANEL {
+        r if dst.cs == 1 && n > PANEL && r <= SHORT_PANEL && r > 0 => n - r - SHORT_PANEL,
         _ => n,
     };
     for (j0, cols) in [(0, head), (head, n - head)] {
@@ -191,9 +191,13 @@ pub(crate) fn matmul(
     }
 }
 
-/// The widest last panel [`matmul`] computes as a product of its own, with 16 more
-/// columns.
-const SHORT_PANEL: usize = 16;
+/// The width of the `gemm` crate's AVX-512 kernel's panels (4 vectors of 16), along the
+/// destination's unit-stride axis: for a convolution, its output positions.
+pub(super) const PANEL: usize = 64;
+/// The widest last panel that costs about as much as a full one: [`matmul`] computes it,
+/// with 16 more columns, as a product of its own, and the convolution computes a map's
+/// last positions of this few for all its images at once.
+pub(super) const SHORT_PANEL: usize = 16;
 
 #[cfg(test)]
 mod tests {

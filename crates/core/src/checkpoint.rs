@@ -21,7 +21,7 @@ use candle_core::safetensors::Load;
 use candle_core::{DType, Device, Shape, Tensor, Var};
 use candle_nn::var_builder::SimpleBackend;
 use candle_nn::{Init, VarBuilder, VarMap};
-use safetensors::tensor::{Dtype as StDtype, Metadata, SafeTensors, TensorView};
+use safetensors::tensor::{Dtype as StDtype, Metadata, SafeTensors, TensorInfo, TensorView};
 use sha2::{Digest, Sha256};
 
 use crate::error::{Error, Mismatch, Result};
@@ -265,6 +265,13 @@ impl Checkpoint {
                 origin: path.display().to_string(),
                 store: Store::PthLegacy(crate::legacy_pth::LegacyPth::open(path)?),
             }),
+            None if n < head.len() => Err(Error::checkpoint(
+                path,
+                format!(
+                    "{n} bytes, too short to hold the header of any checkpoint format: the file \
+                     is empty or cut short"
+                ),
+            )),
             None => Err(Error::checkpoint(
                 path,
                 format!(
@@ -301,8 +308,17 @@ impl Checkpoint {
             unsafe { memmap2::MmapOptions::new().map(file) }.map_err(|e| Error::io(path, e))?;
         // Validates the header: JSON, dtypes, offsets contiguous, in bounds and consistent
         // with the file's length (a truncated file fails here).
-        let (header_len, metadata) = SafeTensors::read_metadata(&mmap)
-            .map_err(|e| Error::checkpoint(path, format!("not a valid safetensors file: {e}")))?;
+        let (header_len, metadata) =
+            SafeTensors::read_metadata(&mmap).map_err(|e| match diagnose_safetensors(&mmap) {
+                Some(Flaw {
+                    tensor: Some(name),
+                    reason,
+                }) => Error::tensor(path.display().to_string(), name, reason),
+                Some(Flaw { reason, .. }) => {
+                    Error::checkpoint(path, format!("not a valid safetensors file: {reason}"))
+                }
+                None => Error::checkpoint(path, format!("not a valid safetensors file: {e}")),
+            })?;
         Ok(Self {
             origin: path.display().to_string(),
             store: Store::Safetensors {
@@ -504,6 +520,123 @@ impl Checkpoint {
             Ok(model) if mismatch.is_empty() => Ok(model),
             _ => Err(Error::Mismatch(Box::new(mismatch))),
         }
+    }
+}
+
+/// What is wrong with a safetensors file, and with which tensor if the fault is one tensor's.
+#[derive(Debug)]
+struct Flaw {
+    tensor: Option<String>,
+    reason: String,
+}
+
+/// Reads the header of a file the safetensors crate refused again, to say what is wrong in
+/// terms a user can act on: the crate's errors name no tensor (a file cut inside its data is
+/// "incomplete metadata, file not fully covered"), and a broken download should say whether
+/// the header or the data is short, and where. The tensors are checked in the order of their
+/// data, as the crate lays them out: each must hold exactly shape × dtype size bytes, start
+/// where the previous one ends and end inside the data; the first that does not is named.
+/// `None` when the header shows none of these faults: the crate's own message then stands.
+fn diagnose_safetensors(bytes: &[u8]) -> Option<Flaw> {
+    let file = |reason: String| {
+        Some(Flaw {
+            tensor: None,
+            reason,
+        })
+    };
+    let Some(length) = bytes.get(..8) else {
+        return file(format!(
+            "header truncated: {} bytes, fewer than the 8 that give the header's length",
+            bytes.len()
+        ));
+    };
+    let header_len = u64::from_le_bytes(length.try_into().ok()?);
+    let after = bytes.len() - 8;
+    let header = usize::try_from(header_len)
+        .ok()
+        .and_then(|n| bytes.get(8..n.checked_add(8)?));
+    let Some(header) = header else {
+        return file(format!(
+            "header truncated: it declares {header_len} bytes, only {after} follow"
+        ));
+    };
+    let data_len = after - header.len();
+    let entries: HashMap<String, serde_json::Value> = serde_json::from_slice(header).ok()?;
+    let mut tensors = Vec::with_capacity(entries.len());
+    for (name, entry) in entries {
+        if name == "__metadata__" {
+            continue;
+        }
+        match serde_json::from_value::<TensorInfo>(entry) {
+            Ok(info) => tensors.push((name, info)),
+            Err(e) => {
+                return Some(Flaw {
+                    tensor: Some(name),
+                    reason: format!("unreadable header entry: {e}"),
+                });
+            }
+        }
+    }
+    tensors.sort_by(|(a, x), (b, y)| (x.data_offsets, a).cmp(&(y.data_offsets, b)));
+
+    let mut previous: Option<(&str, usize)> = None;
+    for (i, (name, info)) in tensors.iter().enumerate() {
+        let (start, end) = info.data_offsets;
+        let offsets = format!("data_offsets [{start}, {end}]");
+        let needed = info
+            .shape
+            .iter()
+            .try_fold(info.dtype.bitsize(), |bits, &d| bits.checked_mul(d))
+            .map(|bits| bits.div_ceil(8));
+        let (shape, dtype) = (&info.shape, info.dtype);
+        let reason = if end < start {
+            Some(format!("{offsets} end before they start"))
+        } else if needed != Some(end - start) {
+            Some(match needed {
+                Some(n) => format!(
+                    "{offsets} hold {} bytes, shape {shape:?} of {dtype} needs {n}",
+                    end - start
+                ),
+                None => format!("shape {shape:?} of {dtype} overflows the address space"),
+            })
+        } else {
+            match previous {
+                Some((before, at)) if start < at => Some(format!(
+                    "{offsets} overlap `{before}`, which ends at byte {at} of the data"
+                )),
+                Some((before, at)) if start > at => Some(format!(
+                    "{offsets} leave {} bytes after `{before}` that no tensor holds",
+                    start - at
+                )),
+                None if start > 0 => Some(format!(
+                    "{offsets} leave the first {start} bytes of the data to no tensor"
+                )),
+                _ if end > data_len => Some(format!(
+                    "{offsets} reach past the end of the data ({data_len} bytes): the file is \
+                     cut short or its header wrong{}",
+                    match tensors.len() - i - 1 {
+                        0 => String::new(),
+                        1 => ", and the one tensor after it is missing".into(),
+                        n => format!(", and the {n} tensors after it are missing"),
+                    }
+                )),
+                _ => None,
+            }
+        };
+        if let Some(reason) = reason {
+            return Some(Flaw {
+                tensor: Some(name.clone()),
+                reason,
+            });
+        }
+        previous = Some((name, end));
+    }
+    match previous {
+        Some((last, end)) if end < data_len => file(format!(
+            "{} bytes of data follow the last tensor `{last}`, which ends at byte {end}",
+            data_len - end
+        )),
+        _ => None,
     }
 }
 

@@ -149,15 +149,35 @@ fn a_legacy_pth_loads_to_the_same_model() -> Result<()> {
     Ok(())
 }
 
+/// A file cut short inside its data is refused naming the first tensor whose bytes are
+/// missing; one cut inside its header says so. `state_dict.safetensors` has a 536-byte header
+/// and 544 bytes of data, `bn.num_batches_tracked` first and `fc.weight` last.
 #[test]
 fn a_truncated_safetensors_file_is_refused_by_name() -> Result<()> {
     let bytes = std::fs::read(fixture("state_dict.safetensors"))?;
+    assert_eq!(
+        bytes.len(),
+        8 + 536 + 544,
+        "the fixture changed: update the cuts"
+    );
     let dir = scratch("truncated");
-    for keep in [bytes.len() - 1, bytes.len() / 2, 12, 3, 0] {
+    let data = |n: usize| 8 + 536 + n;
+    let cuts = [
+        (bytes.len() - 1, "tensor `fc.weight`"),
+        (data(511), "tensor `fc.bias`"),
+        (data(100), "tensor `conv.weight`"),
+        (data(0), "tensor `bn.num_batches_tracked`"),
+        (300, "header"),
+        (12, "header"),
+        (3, "header"),
+        (0, "header"),
+    ];
+    for (keep, names) in cuts {
         let path = dir.join(format!("cut{keep}.safetensors"));
         std::fs::write(&path, &bytes[..keep])?;
         let err = Checkpoint::open(&path).expect_err("truncated").to_string();
         assert!(err.contains(&format!("cut{keep}.safetensors")), "{err}");
+        assert!(err.contains(names), "cut at {keep}: {err}");
     }
     Ok(())
 }
@@ -174,30 +194,70 @@ fn write_raw(path: &Path, header: &str, data_len: usize) -> Result<()> {
 #[test]
 fn a_header_that_lies_about_offsets_is_refused() -> Result<()> {
     let dir = scratch("lying");
+    // Header, bytes of data, what the error must say.
     let cases = [
         // Offsets past the end of the data.
         (
+            r#"{"a":{"dtype":"F32","shape":[16],"data_offsets":[0,64]}}"#,
+            8,
+            &[
+                "tensor `a`",
+                "[0, 64]",
+                "past the end of the data (8 bytes)",
+            ][..],
+        ),
+        // Offsets that disagree with shape × dtype size, either way.
+        (
             r#"{"a":{"dtype":"F32","shape":[2],"data_offsets":[0,64]}}"#,
             8,
+            &["tensor `a`", "64 bytes", "needs 8"],
         ),
-        // Offsets that disagree with shape × dtype size.
         (
             r#"{"a":{"dtype":"F32","shape":[4],"data_offsets":[0,8]}}"#,
             8,
+            &["tensor `a`", "8 bytes", "needs 16"],
         ),
         // Overlapping tensors.
         (
             r#"{"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},"b":{"dtype":"F32","shape":[2],"data_offsets":[4,12]}}"#,
             12,
+            &["tensor `b`", "overlap `a`"],
+        ),
+        // A gap between tensors.
+        (
+            r#"{"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},"b":{"dtype":"F32","shape":[2],"data_offsets":[12,20]}}"#,
+            20,
+            &["tensor `b`", "4 bytes after `a`"],
+        ),
+        // Offsets that end before they start.
+        (
+            r#"{"a":{"dtype":"F32","shape":[0],"data_offsets":[8,0]}}"#,
+            8,
+            &["tensor `a`", "[8, 0]"],
+        ),
+        // A dtype safetensors does not know.
+        (
+            r#"{"a":{"dtype":"F33","shape":[2],"data_offsets":[0,8]}}"#,
+            8,
+            &["tensor `a`", "F33"],
+        ),
+        // Data that no tensor claims.
+        (
+            r#"{"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}}"#,
+            12,
+            &["4 bytes of data follow the last tensor `a`"],
         ),
         // Not JSON.
-        ("{not json", 0),
+        ("{not json", 0, &["header"]),
     ];
-    for (i, (header, len)) in cases.iter().enumerate() {
+    for (i, (header, len, says)) in cases.iter().enumerate() {
         let path = dir.join(format!("lying{i}.safetensors"));
         write_raw(&path, header, *len)?;
         let err = Checkpoint::open(&path).expect_err(header).to_string();
         assert!(err.contains(&format!("lying{i}.safetensors")), "{err}");
+        for part in *says {
+            assert!(err.contains(part), "{header}: `{part}` not in: {err}");
+        }
     }
     Ok(())
 }

@@ -95,6 +95,20 @@ impl Conv2dConfig {
             axis(w, self.kernel.1, self.padding.1),
         )
     }
+
+    /// How many trailing rows and columns of the padded input no window reaches: what a
+    /// stride leaves over (PyTorch's `output_padding` when it transposes the convolution).
+    fn unread(&self, h: usize, w: usize) -> (usize, usize) {
+        let axis = |len: usize, k: usize, p: usize| {
+            (len + 2 * p)
+                .checked_sub(self.dilation * (k - 1) + 1)
+                .map_or(0, |n| n % self.stride)
+        };
+        (
+            axis(h, self.kernel.0, self.padding.0),
+            axis(w, self.kernel.1, self.padding.1),
+        )
+    }
 }
 
 /// PyTorch's default initialisation of convolution and linear weights,
@@ -313,12 +327,19 @@ impl Conv2d {
             return Ok((y, relu));
         }
         let y = {
-            // candle pads both axes alike; pad explicitly when they differ.
+            // candle pads both axes alike, and its backward pass sizes the input's gradient
+            // by what the stride leaves over along the height alone (a strided convolution of
+            // a 9 × 8 input gets a gradient 7 wide). Where the axes differ in either, pad
+            // explicitly and drop what no window reads: the gradient of both is exact.
             let (ph, pw) = c.padding;
-            let (x, padding) = if ph == pw {
+            let (h, w) = (x.dim(2)?, x.dim(3)?);
+            let (uh, uw) = c.unread(h, w);
+            let (x, padding) = if ph == pw && uh == uw {
                 (x.clone(), ph)
             } else {
-                (x.pad_with_zeros(2, ph, ph)?.pad_with_zeros(3, pw, pw)?, 0)
+                let x = x.pad_with_zeros(2, ph, ph)?.pad_with_zeros(3, pw, pw)?;
+                let x = x.narrow(2, 0, h + 2 * ph - uh)?;
+                (x.narrow(3, 0, w + 2 * pw - uw)?, 0)
             };
             x.conv2d(&self.weight, padding, c.stride, c.dilation, c.groups)?
         };

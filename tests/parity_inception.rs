@@ -1,12 +1,13 @@
 //! Full-size parity of the Inception family with its references (fixtures written by
 //! `tests/parity/ref_inception.py`): torchvision's GoogLeNet and Inception-v3 in evaluation
-//! and in training (auxiliary classifiers), timm's Inception-v4 and Inception-ResNet-v2, and
-//! Caffe's `bvlc_googlenet` as an ONNX graph run by onnxruntime, the last under its ONNX
-//! tensor names through the `CAFFE_ONNX` key map.
+//! (built with and without their auxiliary classifiers) and in training, timm's Inception-v4
+//! and Inception-ResNet-v2, and Caffe's `bvlc_googlenet` as an ONNX graph run by onnxruntime,
+//! the last under its ONNX tensor names through the `CAFFE_ONNX` key map.
 
 use anyhow::Result;
 use candle_core::{DType, Device, Tensor};
 use convnets_core::Classifier;
+use convnets_core::checkpoint::IDENTITY;
 use convnets_inception::weights::{
     self, CAFFE_ONNX, GOOGLENET_TV_IN1K, INCEPTION_RESNET_V2_TF_IN1K, INCEPTION_V3_TV_IN1K,
     INCEPTION_V4_TF_IN1K, TIMM, TORCHVISION,
@@ -28,6 +29,27 @@ fn googlenet_matches_torchvision() -> Result<()> {
     assert!(net.aux.is_empty());
     check_parity("googlenet", &TORCHVISION, |vb| Inception::new(net, vb))?;
     Ok(())
+}
+
+/// Evaluates `net`, built with its auxiliary classifiers, against the evaluation fixture of
+/// `arch`: the IDENTITY map lets no auxiliary tensor go unused, so the heads are really
+/// there and loaded, and the check refuses anything but the `[2, 1000]` logits of
+/// torchvision's `eval()` forward.
+fn check_eval_with_aux_heads(arch: &str, net: Network) -> Result<()> {
+    check_parity(arch, &IDENTITY, |vb| {
+        let model = Inception::new(net, vb)?;
+        if !model.has_aux_logits() {
+            candle_core::bail!("{arch}: built without its auxiliary classifiers")
+        }
+        Ok(model)
+    })?;
+    Ok(())
+}
+
+#[test]
+fn googlenet_with_aux_heads_evaluates_to_the_logits_alone() -> Result<()> {
+    let net = GoogLeNetConfig::googlenet().with_transform_input(Some(TransformInput::TORCHVISION));
+    check_eval_with_aux_heads("googlenet", net.into())
 }
 
 #[test]
@@ -138,6 +160,13 @@ fn inception_v3_matches_torchvision() -> Result<()> {
     assert_eq!(net.transform_input, Some(TransformInput::TORCHVISION));
     check_parity("inception_v3", &TORCHVISION, |vb| Inception::new(net, vb))?;
     Ok(())
+}
+
+#[test]
+fn inception_v3_with_aux_heads_evaluates_to_the_logits_alone() -> Result<()> {
+    let net =
+        InceptionV3Config::inception_v3().with_transform_input(Some(TransformInput::TORCHVISION));
+    check_eval_with_aux_heads("inception_v3", net.into())
 }
 
 #[test]

@@ -1,7 +1,8 @@
-//! AlexNet and ZFNet at full size: torchvision's alexnet, and the ONNX model zoo's
-//! bvlc_alexnet and ZFNet-512 graphs run by onnxruntime (tests/parity/ref_alexnet.py). The
-//! ONNX fixtures name their tensors as the zoo files name their initialisers, so they load
-//! through the Caffe/Caffe2 key maps exactly as a converted zoo file would.
+//! AlexNet and ZFNet at full size: torchvision's alexnet; the ONNX model zoo's bvlc_alexnet
+//! and ZFNet-512 graphs run by onnxruntime, and the bvlc graph with the paper's LRN constants
+//! (tests/parity/ref_alexnet.py); the paper's ZFNet against a PyTorch module written from
+//! Fig. 3. The ONNX fixtures name their tensors as the zoo files name their initialisers, so
+//! they load through the Caffe/Caffe2 key maps exactly as a converted zoo file would.
 
 use std::collections::HashMap;
 
@@ -27,6 +28,27 @@ fn bvlc_alexnet_matches_the_onnx_zoo_graph() -> Result<()> {
         AlexNet::new(&config, vb)
     })?;
     assert_eq!(fixture("bvlc_alexnet")?.num_params(), 60_965_224);
+    Ok(())
+}
+
+#[test]
+fn alexnet_paper_matches_the_bvlc_graph_with_the_papers_lrn() -> Result<()> {
+    // The bvlc graph with its LRN nodes set to the paper's constants (alpha 5e-4 in ONNX's
+    // convention, bias 2): the same file layout, so the same key map.
+    let config = AlexNetConfig::alexnet_paper();
+    check_parity("alexnet_paper", &CAFFE_BVLC_ALEXNET, |vb| {
+        AlexNet::new(&config, vb)
+    })?;
+    assert_eq!(fixture("alexnet_paper")?.num_params(), 60_965_224);
+    assert_eq!(config.num_params()?, 60_965_224);
+    Ok(())
+}
+
+#[test]
+fn zfnet_matches_the_papers_figure_3_in_pytorch() -> Result<()> {
+    let config = AlexNetConfig::zfnet();
+    check_parity("zfnet", &TORCHVISION, |vb| AlexNet::new(&config, vb))?;
+    assert_eq!(fixture("zfnet")?.num_params(), 62_357_608);
     Ok(())
 }
 
@@ -88,5 +110,13 @@ fn the_paper_lrn_constants_are_not_caffes() -> Result<()> {
     })
     .expect_err("k = 2 must not reproduce a k = 1 graph");
     assert!(err.to_string().contains("bvlc_alexnet"), "{err}");
+
+    // And the other way round: Caffe's constants do not reproduce the paper's graph.
+    let config = AlexNetConfig::bvlc_alexnet();
+    let err = check_parity("alexnet_paper", &CAFFE_BVLC_ALEXNET, |vb| {
+        AlexNet::new(&config, vb)
+    })
+    .expect_err("k = 1 must not reproduce a k = 2 graph");
+    assert!(err.to_string().contains("alexnet_paper"), "{err}");
     Ok(())
 }

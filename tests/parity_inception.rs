@@ -1,12 +1,14 @@
 //! Full-size parity of the Inception family with its references (fixtures written by
 //! `tests/parity/ref_inception.py`): torchvision's GoogLeNet and Inception-v3 in evaluation
-//! and in training (auxiliary classifiers), timm's Inception-v4 and Inception-ResNet-v2, and
-//! Caffe's `bvlc_googlenet` as an ONNX graph run by onnxruntime, the last under its ONNX
-//! tensor names through the `CAFFE_ONNX` key map.
+//! (built with and without their auxiliary classifiers) and in training, timm's Inception-v4
+//! and Inception-ResNet-v2, and Caffe's `bvlc_googlenet` as an ONNX graph run by onnxruntime,
+//! the last under its ONNX tensor names through the `CAFFE_ONNX` key map, also in training
+//! with Caffe's auxiliary classifiers written in PyTorch.
 
 use anyhow::Result;
 use candle_core::{DType, Device, Tensor};
 use convnets_core::Classifier;
+use convnets_core::checkpoint::{IDENTITY, KeyMap};
 use convnets_inception::weights::{
     self, CAFFE_ONNX, GOOGLENET_TV_IN1K, INCEPTION_RESNET_V2_TF_IN1K, INCEPTION_V3_TV_IN1K,
     INCEPTION_V4_TF_IN1K, TIMM, TORCHVISION,
@@ -30,6 +32,27 @@ fn googlenet_matches_torchvision() -> Result<()> {
     Ok(())
 }
 
+/// Evaluates `net`, built with its auxiliary classifiers, against the evaluation fixture of
+/// `arch`: the IDENTITY map lets no auxiliary tensor go unused, so the heads are really
+/// there and loaded, and the check refuses anything but the `[2, 1000]` logits of
+/// torchvision's `eval()` forward.
+fn check_eval_with_aux_heads(arch: &str, net: Network) -> Result<()> {
+    check_parity(arch, &IDENTITY, |vb| {
+        let model = Inception::new(net, vb)?;
+        if !model.has_aux_logits() {
+            candle_core::bail!("{arch}: built without its auxiliary classifiers")
+        }
+        Ok(model)
+    })?;
+    Ok(())
+}
+
+#[test]
+fn googlenet_with_aux_heads_evaluates_to_the_logits_alone() -> Result<()> {
+    let net = GoogLeNetConfig::googlenet().with_transform_input(Some(TransformInput::TORCHVISION));
+    check_eval_with_aux_heads("googlenet", net.into())
+}
+
 #[test]
 fn folded_googlenet_matches_torchvision() -> Result<()> {
     let net = pretrained(&GOOGLENET_TV_IN1K);
@@ -50,20 +73,19 @@ fn googlenet_without_transform_input_does_not_match() {
     assert!(err.to_string().starts_with("parity: googlenet"), "{err}");
 }
 
-/// Loads a training fixture into `net` and compares `[logits, aux logits…]` of
-/// `forward_train` with the reference; returns the auxiliary heads' names and weights.
+/// Loads a training fixture into `net` through `key_map` and compares `[logits, aux logits…]`
+/// of `forward_train` with the reference; returns the auxiliary heads' names and weights.
 ///
-/// Both sides compute in f64: BatchNorm over a batch of two images, on the 1×1 maps of
-/// Inception-v3's auxiliary head, normalises pairs of values and amplifies f32 rounding to the
-/// size of the tolerance (see `tests/parity/ref_inception.py`).
-fn check_training(arch: &str, net: Network) -> Result<Vec<(&'static str, f64)>> {
+/// Computed in f64: BatchNorm over a batch of two images, on the 1×1 maps of Inception-v3's
+/// auxiliary head, normalises pairs of values and amplifies f32 rounding to the size of the
+/// tolerance, so torchvision's references are f64 too (see `tests/parity/ref_inception.py`);
+/// the paper's GoogLeNet, without BatchNorm, has an f32 reference well within it.
+fn check_training(arch: &str, key_map: &KeyMap, net: Network) -> Result<Vec<(&'static str, f64)>> {
     let device = Device::Cpu;
     let fx = fixture(arch)?;
     let model = fx
         .checkpoint(&device)?
-        .load(&TORCHVISION, DType::F64, &device, |vb| {
-            Inception::new(net, vb)
-        })?;
+        .load(key_map, DType::F64, &device, |vb| Inception::new(net, vb))?;
     let out = model.forward_train(&fx.input(DType::F64, &device)?)?;
     let mut all = vec![out.logits];
     all.extend(out.aux.iter().map(|a| a.logits.clone()));
@@ -80,7 +102,7 @@ fn googlenet_training_outputs_match_torchvision() -> Result<()> {
     let net = GoogLeNetConfig::googlenet()
         .with_transform_input(Some(TransformInput::TORCHVISION))
         .with_dropout(0.0, 0.0);
-    let aux = check_training("googlenet_train", net.into())?;
+    let aux = check_training("googlenet_train", &TORCHVISION, net.into())?;
     assert_eq!(aux, [("aux1", 0.3), ("aux2", 0.3)]);
     Ok(())
 }
@@ -91,6 +113,18 @@ fn googlenet_paper_matches_bvlc_googlenet_in_onnxruntime() -> Result<()> {
     let report = check_parity("googlenet_paper", &CAFFE_ONNX, |vb| Inception::new(net, vb))?;
     assert!(report.max_abs_err <= report.tolerance);
     assert_eq!(fixture("googlenet_paper")?.num_params(), 6_998_552);
+    Ok(())
+}
+
+#[test]
+fn googlenet_paper_training_outputs_match_caffes_auxiliary_heads() -> Result<()> {
+    // The trunk from the ONNX graph under its ONNX names; the heads, which the deploy export
+    // lacks, under the model's own names (`aux1.conv.conv`, `aux1.fc1`, …), which the key map
+    // leaves as they are.
+    let net = GoogLeNetConfig::paper().with_dropout(0.0, 0.0);
+    let aux = check_training("googlenet_paper_train", &CAFFE_ONNX, net.into())?;
+    assert_eq!(aux, [("aux1", 0.3), ("aux2", 0.3)]);
+    assert_eq!(fixture("googlenet_paper_train")?.num_params(), 13_378_280);
     Ok(())
 }
 
@@ -141,11 +175,18 @@ fn inception_v3_matches_torchvision() -> Result<()> {
 }
 
 #[test]
+fn inception_v3_with_aux_heads_evaluates_to_the_logits_alone() -> Result<()> {
+    let net =
+        InceptionV3Config::inception_v3().with_transform_input(Some(TransformInput::TORCHVISION));
+    check_eval_with_aux_heads("inception_v3", net.into())
+}
+
+#[test]
 fn inception_v3_training_outputs_match_torchvision() -> Result<()> {
     let net = InceptionV3Config::inception_v3()
         .with_transform_input(Some(TransformInput::TORCHVISION))
         .with_dropout(0.0);
-    let aux = check_training("inception_v3_train", net.into())?;
+    let aux = check_training("inception_v3_train", &TORCHVISION, net.into())?;
     assert_eq!(aux, [("AuxLogits", 0.4)]);
     Ok(())
 }

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import math
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -34,6 +34,9 @@ class OnnxReference:
     graph: str  # file name under onnx/backend/test/data/light
     input_size: tuple[int, int, int]  # (C, H, W) given to the graph's data input
     description: str
+    # Attributes to set on every node of an op type before the graph runs, {op: {attr: value}}:
+    # the same graph with other constants (the paper's LRN in place of Caffe's).
+    overrides: dict[str, dict[str, float]] = field(default_factory=dict)
 
     def run(self) -> dict:
         import onnx
@@ -42,6 +45,15 @@ class OnnxReference:
 
         model = onnx.load(light_graph(self.graph))
         g = model.graph
+        for op, attrs in self.overrides.items():
+            unknown = set(attrs) - set(onnx.defs.get_schema(op).attributes)
+            targets = [n for n in g.node if n.op_type == op]
+            if unknown or not targets:
+                raise SystemExit(f"{self.graph}: cannot set {sorted(unknown) or attrs} on its {len(targets)} {op} nodes")
+            for node in targets:
+                kept = [a for a in node.attribute if a.name not in attrs]
+                del node.attribute[:]
+                node.attribute.extend([*kept, *(helper.make_attribute(k, v) for k, v in attrs.items())])
         inits = {t.name: t for t in g.initializer}
 
         # Placeholder weights: ConstantOfShape(<name>__SHAPE) -> <name>.
@@ -96,9 +108,10 @@ class OnnxReference:
             weights[spec.name] = spec.array()
 
         out = forward([logits])[0]
+        changed = "".join(f" with {op} {', '.join(f'{k} {v}' for k, v in attrs.items())}" for op, attrs in self.overrides.items())
         return {
             "arch": self.name,
-            "reference": f"{self.description}: {self.graph} of onnx {onnx.__version__}, run by onnxruntime {ort.__version__}",
+            "reference": f"{self.description}: {self.graph} of onnx {onnx.__version__}{changed}, run by onnxruntime {ort.__version__}",
             "generator": GENERATOR,
             "tensors": [s.json() for s in specs],
             "inputs": [s.json() for s in inputs],

@@ -14,6 +14,9 @@
 - googlenet_paper: the same graph brought to Caffe's pooling arithmetic, the network as
   published: opset 10, ceil_mode on every max pool, and no padding on the final 7x7 average
   pool (the export padded it to cover the 6x6 map the floor rounding left).
+- googlenet_paper_train: that graph with Caffe's two auxiliary classifiers (train_val.prototxt's
+  loss1/loss2, which the deploy export lacks) as PyTorch modules written here on its
+  inception_4a/4d outputs; [logits, aux1, aux2] with dropout off.
 """
 
 from __future__ import annotations
@@ -246,7 +249,9 @@ class OnnxGoogLeNet:
         onnx.checker.check_model(model)
         return model, shapes, order, gemm
 
-    def run(self) -> dict:
+    def calibrated(self):
+        """The graph with every weight calibrated and in its initialiser: (model, the weights'
+        specs in the order the nodes use them, the input specs, the logits' tensor name)."""
         import onnx
         import onnxruntime as ort
         from onnx import numpy_helper
@@ -284,19 +289,42 @@ class OnnxGoogLeNet:
         # The final graph: every weight in its initialiser.
         for name in order:
             g.initializer.append(numpy_helper.from_array(specs[name].array(), name))
-        session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
-        logits = np.concatenate([session.run([gemm.output[0]], {"data_0": x})[0] for x in xs])
+        return model, [specs[name] for name in order], inputs, gemm.output[0]
+
+    def description(self) -> str:
+        import onnx
+        import onnxruntime as ort
+
         pooling = (
             "opset 10, ceil_mode max pools, unpadded pool5 (Caffe's pooling)"
             if self.caffe_pooling
             else "as shipped (opset 9, floor pooling)"
         )
+        return (
+            f"onnx {onnx.__version__} {LIGHT_GOOGLENET}, {pooling}, procedural weights in its "
+            f"initialisers, logits of the Gemm (onnxruntime {ort.__version__})"
+        )
+
+    @staticmethod
+    def outputs(model, names: list[str], inputs: list[Spec]) -> list[np.ndarray]:
+        """The tensors `names` of the graph for the two inputs, each batched."""
+        import onnx
+        import onnxruntime as ort
+
+        del model.graph.output[:]
+        model.graph.output.extend(onnx.helper.make_tensor_value_info(n, onnx.TensorProto.FLOAT, None) for n in names)
+        session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+        runs = [session.run(names, {"data_0": x.array()}) for x in inputs]
+        return [np.concatenate([r[k] for r in runs]) for k in range(len(names))]
+
+    def run(self) -> dict:
+        model, specs, inputs, logits = self.calibrated()
+        (logits,) = self.outputs(model, [logits], inputs)
         return {
             "arch": self.name,
-            "reference": f"onnx {onnx.__version__} {LIGHT_GOOGLENET}, {pooling}, procedural weights in its "
-            f"initialisers, logits of the Gemm (onnxruntime {ort.__version__})",
+            "reference": self.description(),
             "generator": GENERATOR,
-            "tensors": [specs[name].json() for name in order],
+            "tensors": [s.json() for s in specs],
             "inputs": [s.json() for s in inputs],
             "logits": [[float(v) for v in row] for row in logits],
         }
@@ -325,3 +353,94 @@ def googlenet_paper() -> OnnxGoogLeNet:
 @reference("googlenet_paper_onnx")
 def googlenet_paper_onnx() -> OnnxGoogLeNet:
     return OnnxGoogLeNet("googlenet_paper_onnx", caffe_pooling=False)
+
+
+# --------------------------------------------------------------------------------------------
+# bvlc_googlenet's training network: the deploy graph and Caffe's auxiliary classifiers
+
+
+def caffe_aux_heads():
+    """The two auxiliary classifiers of Caffe's bvlc_googlenet train_val.prototxt, written
+    here from it: `loss1/*` on inception_4a's output (512 channels), `loss2/*` on
+    inception_4d's (528), each an AVE pool 5/3, a 1×1 convolution to 128 + ReLU, an inner
+    product to 1024 + ReLU, dropout 0.7 (left out: the fixture is compared with dropout off),
+    and the classifier. Caffe's pooling rounds up, which at 14×14 gives 4×4 either way.
+    Modules are named as torchvision's auxiliary heads (`aux1.conv.conv`, `aux1.fc1`,
+    `aux1.fc2`), the names crates/inception gives them."""
+    import torch
+    from torch import nn
+
+    class ConvReLU(nn.Module):
+        def __init__(self, in_channels, out_channels):
+            super().__init__()
+            self.conv = nn.Conv2d(in_channels, out_channels, 1)
+
+        def forward(self, x):
+            return torch.relu(self.conv(x))
+
+    class Head(nn.Module):
+        def __init__(self, in_channels):
+            super().__init__()
+            self.pool = nn.AvgPool2d(5, stride=3, ceil_mode=True)
+            self.conv = ConvReLU(in_channels, 128)
+            self.fc1 = nn.Linear(128 * 4 * 4, 1024)
+            self.fc2 = nn.Linear(1024, 1000)
+
+        def forward(self, x):
+            x = self.conv(self.pool(x))
+            assert x.shape[1:] == (128, 4, 4), tuple(x.shape)
+            return self.fc2(torch.relu(self.fc1(x.flatten(1))))
+
+    class Heads(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.aux1 = Head(512)
+            self.aux2 = Head(528)
+
+        def forward(self, maps):
+            x4a, x4d = maps
+            return self.aux1(x4a), self.aux2(x4d)
+
+    return Heads()
+
+
+class OnnxGoogLeNetTraining(OnnxGoogLeNet):
+    """The trunk and main classifier from the ONNX graph (Caffe's pooling), the auxiliary
+    heads from `caffe_aux_heads` reading the graph's inception_4a and inception_4d outputs;
+    the fixture's logits are [logits, aux1, aux2] side by side, as in training with every
+    dropout off."""
+
+    def run(self) -> dict:
+        import torch
+
+        model, specs, inputs, logits = self.calibrated()
+        # The Concat outputs in graph order: inception_3a, 3b, 4a, 4b, 4c, 4d, 4e, 5a, 5b.
+        concats = [n.output[0] for n in model.graph.node if n.op_type == "Concat"]
+        assert len(concats) == 9, f"{len(concats)} inception modules"
+        logits, x4a, x4d = self.outputs(model, [logits, concats[2], concats[5]], inputs)
+        assert x4a.shape[1:] == (512, 14, 14) and x4d.shape[1:] == (528, 14, 14), (x4a.shape, x4d.shape)
+
+        heads = caffe_aux_heads().eval()
+        head_specs = torch_specs(heads)
+        maps = (torch.from_numpy(x4a), torch.from_numpy(x4d))
+        load_torch(heads, head_specs)
+        calibrate_torch(heads, head_specs, maps)
+        load_torch(heads, head_specs)
+        with torch.no_grad():
+            aux = [a.numpy() for a in heads(maps)]
+        out = np.concatenate([logits, *aux], 1)
+        return {
+            "arch": self.name,
+            "reference": f"{self.description()}, and Caffe's loss1/loss2 heads as PyTorch modules "
+            f"(ref_inception.py, torch {torch.__version__}) on its inception_4a/4d outputs; "
+            "[logits, aux1, aux2], dropout off",
+            "generator": GENERATOR,
+            "tensors": [s.json() for s in specs + head_specs],
+            "inputs": [s.json() for s in inputs],
+            "logits": [[float(v) for v in row] for row in out],
+        }
+
+
+@reference("googlenet_paper_train")
+def googlenet_paper_train() -> OnnxGoogLeNetTraining:
+    return OnnxGoogLeNetTraining("googlenet_paper_train", caffe_pooling=True)

@@ -19,6 +19,7 @@ import json
 from pathlib import Path
 
 from generate import GENERATOR, Reference, inputs_for, reference
+from published import timm_weights, torchvision_weights
 
 HERE = Path(__file__).resolve().parent
 CHECKPOINTS = HERE / "checkpoints"
@@ -34,6 +35,27 @@ IMAGENET = [
     "resnext50_32x4d",
     "resnext101_32x8d",
 ]
+
+# The torchvision weights enum of each ImageNet net: its V1 weights are `<arch>.tv_in1k`, its V2
+# (the 2021 recipe) `<arch>.tv2_in1k`.
+WEIGHTS_ENUM = {
+    "resnet18": "ResNet18_Weights",
+    "resnet34": "ResNet34_Weights",
+    "resnet50": "ResNet50_Weights",
+    "resnet101": "ResNet101_Weights",
+    "resnet152": "ResNet152_Weights",
+    "wide_resnet50_2": "Wide_ResNet50_2_Weights",
+    "wide_resnet101_2": "Wide_ResNet101_2_Weights",
+    "resnext50_32x4d": "ResNeXt50_32X4D_Weights",
+    "resnext101_32x8d": "ResNeXt101_32X8D_Weights",
+}
+V2 = ["resnet50", "resnet101", "resnet152", "wide_resnet50_2", "wide_resnet101_2", "resnext50_32x4d", "resnext101_32x8d"]
+for _arch, _enum in WEIGHTS_ENUM.items():
+    torchvision_weights(f"{_arch}.tv_in1k", f"{_enum}.IMAGENET1K_V1")
+    if _arch in V2:
+        torchvision_weights(f"{_arch}.tv2_in1k", f"{_enum}.IMAGENET1K_V2")
+# Quoted from timm's results-imagenet.csv at published.TIMM_RESULTS.
+timm_weights("resnet50.a1_in1k", "resnet50.a1_in1k,81.214,18.786,95.102,4.898,25.56,288,1.000,bicubic")
 
 # CIFAR-10 depth 6n + 2 → n.
 CIFAR = {20: 3, 32: 5, 44: 7, 56: 9, 110: 18}

@@ -2,7 +2,7 @@
 //! `torch.save(model.state_dict())` and with `safetensors.torch.save_file`
 //! (tests/parity/checkpoints, written by `python tests/parity/ref_resnet.py`) loads into
 //! [`ResNet`] without renaming a key and gives PyTorch's logits; a file with one tensor
-//! missing or one too many is refused, naming it.
+//! missing or one too many is refused, naming it, in either format.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -13,7 +13,7 @@ use candle_nn::{ModuleT, VarMap};
 use convnets_core::checkpoint::Checkpoint;
 use convnets_core::parity::Fixture;
 use convnets_resnet::weights::TORCHVISION;
-use convnets_resnet::{ResNet, ResNetConfig};
+use convnets_resnet::{ResNet, ResNetConfig, Stem};
 use convnets_workspace_tests::root;
 
 fn checkpoint_file(ext: &str) -> PathBuf {
@@ -102,6 +102,47 @@ fn a_missing_or_extra_tensor_is_refused_by_name() -> Result<()> {
     let err = load(&extra).expect_err("a checkpoint with a foreign tensor must fail");
     std::fs::remove_file(&extra)?;
     let msg = err.to_string();
+    assert!(msg.contains("unexpected:  layer4.0.conv1.weight"), "{msg}");
+    assert!(msg.contains("0 missing, 1 unexpected"), "{msg}");
+    Ok(())
+}
+
+/// The narrow CIFAR ResNet-8 (n = 1, 4/8/16 filters) of `resnet8_narrow_{missing,extra}.pth`,
+/// which `ref_resnet.py` wrote with `torch.save(state_dict)`, one tensor removed or added.
+const RESNET8_NARROW: ResNetConfig = ResNetConfig {
+    depths: &[1, 1, 1],
+    widths: &[4, 8, 16],
+    stem: Stem {
+        width: 4,
+        ..Stem::CIFAR
+    },
+    ..ResNetConfig::resnet20()
+};
+
+/// Why loading `resnet8_narrow_<name>.pth` fails.
+fn refusal_of_narrow_pth(name: &str) -> Result<String> {
+    let path = root()
+        .join("tests/parity/checkpoints")
+        .join(format!("resnet8_narrow_{name}.pth"));
+    let loaded = Checkpoint::open(&path)?.load(&TORCHVISION, DType::F32, &Device::Cpu, |vb| {
+        ResNet::new(&RESNET8_NARROW, vb)
+    });
+    match loaded {
+        Ok(_) => anyhow::bail!("{} loaded", path.display()),
+        Err(e) => Ok(e.to_string()),
+    }
+}
+
+#[test]
+fn a_torch_save_file_with_a_missing_or_extra_tensor_is_refused_by_name() -> Result<()> {
+    let msg = refusal_of_narrow_pth("missing")?;
+    assert!(
+        msg.contains("missing:     layer2.0.bn1.running_var"),
+        "{msg}"
+    );
+    assert!(msg.contains("1 missing, 0 unexpected"), "{msg}");
+
+    let msg = refusal_of_narrow_pth("extra")?;
     assert!(msg.contains("unexpected:  layer4.0.conv1.weight"), "{msg}");
     assert!(msg.contains("0 missing, 1 unexpected"), "{msg}");
     Ok(())

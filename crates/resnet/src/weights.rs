@@ -15,7 +15,7 @@
 //! (single model, multi-scale fully convolutional) and Table 6 (CIFAR-10). The paper gives
 //! error rates; they are stored as accuracies (`100 − error`), the error quoted in `source`.
 
-use convnets_core::checkpoint::{KeyMap, UNUSED_NUM_BATCHES_TRACKED};
+use convnets_core::checkpoint::{KeyMap, KeyRule, UNUSED_NUM_BATCHES_TRACKED};
 use convnets_core::spec::{
     Accuracy, EvalTransform, Interpolation, PaperResult, Protocol, WeightSource, WeightSpec,
 };
@@ -30,6 +30,20 @@ pub const TORCHVISION: KeyMap = KeyMap {
 pub const TIMM: KeyMap = KeyMap {
     name: "timm",
     rules: &[UNUSED_NUM_BATCHES_TRACKED],
+};
+
+/// The layout of the common PyTorch CIFAR ResNet (`resnet20()` … `resnet1202()` with option-A
+/// `LambdaLayer` shortcuts): the CIFAR nets' keys, except that it calls the classifier
+/// `linear` where every ResNet of the zoo calls it `fc`.
+pub const CIFAR_LINEAR: KeyMap = KeyMap {
+    name: "cifar-linear",
+    rules: &[
+        KeyRule::Rename {
+            from: "linear.*",
+            to: "fc.*",
+        },
+        UNUSED_NUM_BATCHES_TRACKED,
+    ],
 };
 
 const IMAGENET_VAL: &str = "imagenet-1k val";
@@ -499,6 +513,21 @@ mod tests {
             assert_eq!(file, "model.safetensors");
             assert!(!w.accuracy.is_empty(), "{}", w.id);
         }
+    }
+
+    #[test]
+    fn cifar_linear_renames_only_the_classifier() -> convnets_core::Result<()> {
+        assert_eq!(
+            CIFAR_LINEAR.rename("linear.weight")?.as_deref(),
+            Some("fc.weight")
+        );
+        assert_eq!(
+            CIFAR_LINEAR.rename("linear.bias")?.as_deref(),
+            Some("fc.bias")
+        );
+        assert_eq!(CIFAR_LINEAR.rename("layer3.2.conv2.weight")?, None);
+        assert!(CIFAR_LINEAR.may_be_unused("layer1.0.bn1.num_batches_tracked"));
+        Ok(())
     }
 
     #[test]

@@ -2,7 +2,7 @@
 //! `torch.save(model.state_dict())` and with `safetensors.torch.save_file`
 //! (tests/parity/checkpoints, written by `python tests/parity/ref_resnet.py`) loads into
 //! [`ResNet`] without renaming a key and gives PyTorch's logits; a file with one tensor
-//! missing or one too many is refused, naming it.
+//! missing or one too many is refused, naming it, in either format.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -10,10 +10,10 @@ use std::path::PathBuf;
 use anyhow::{Context, Result};
 use candle_core::{DType, Device, Tensor};
 use candle_nn::{ModuleT, VarMap};
-use convnets_core::checkpoint::Checkpoint;
+use convnets_core::checkpoint::{Checkpoint, KeyMap};
 use convnets_core::parity::Fixture;
-use convnets_resnet::weights::TORCHVISION;
-use convnets_resnet::{ResNet, ResNetConfig};
+use convnets_resnet::weights::{CIFAR_LINEAR, TORCHVISION};
+use convnets_resnet::{ResNet, ResNetConfig, Stem};
 use convnets_workspace_tests::root;
 
 fn checkpoint_file(ext: &str) -> PathBuf {
@@ -28,8 +28,12 @@ fn expected() -> Result<Fixture> {
 }
 
 fn load(path: &PathBuf) -> Result<ResNet> {
+    load_with(path, &TORCHVISION)
+}
+
+fn load_with(path: &PathBuf, key_map: &KeyMap) -> Result<ResNet> {
     Ok(
-        Checkpoint::open(path)?.load(&TORCHVISION, DType::F32, &Device::Cpu, |vb| {
+        Checkpoint::open(path)?.load(key_map, DType::F32, &Device::Cpu, |vb| {
             ResNet::new(&ResNetConfig::resnet20(), vb)
         })?,
     )
@@ -104,6 +108,81 @@ fn a_missing_or_extra_tensor_is_refused_by_name() -> Result<()> {
     let msg = err.to_string();
     assert!(msg.contains("unexpected:  layer4.0.conv1.weight"), "{msg}");
     assert!(msg.contains("0 missing, 1 unexpected"), "{msg}");
+    Ok(())
+}
+
+/// The narrow CIFAR ResNet-8 (n = 1, 4/8/16 filters) of `resnet8_narrow_{missing,extra}.pth`,
+/// which `ref_resnet.py` wrote with `torch.save(state_dict)`, one tensor removed or added.
+const RESNET8_NARROW: ResNetConfig = ResNetConfig {
+    depths: &[1, 1, 1],
+    widths: &[4, 8, 16],
+    stem: Stem {
+        width: 4,
+        ..Stem::CIFAR
+    },
+    ..ResNetConfig::resnet20()
+};
+
+/// Why loading `resnet8_narrow_<name>.pth` fails.
+fn refusal_of_narrow_pth(name: &str) -> Result<String> {
+    let path = root()
+        .join("tests/parity/checkpoints")
+        .join(format!("resnet8_narrow_{name}.pth"));
+    let loaded = Checkpoint::open(&path)?.load(&TORCHVISION, DType::F32, &Device::Cpu, |vb| {
+        ResNet::new(&RESNET8_NARROW, vb)
+    });
+    match loaded {
+        Ok(_) => anyhow::bail!("{} loaded", path.display()),
+        Err(e) => Ok(e.to_string()),
+    }
+}
+
+#[test]
+fn a_torch_save_file_with_a_missing_or_extra_tensor_is_refused_by_name() -> Result<()> {
+    let msg = refusal_of_narrow_pth("missing")?;
+    assert!(
+        msg.contains("missing:     layer2.0.bn1.running_var"),
+        "{msg}"
+    );
+    assert!(msg.contains("1 missing, 0 unexpected"), "{msg}");
+
+    let msg = refusal_of_narrow_pth("extra")?;
+    assert!(msg.contains("unexpected:  layer4.0.conv1.weight"), "{msg}");
+    assert!(msg.contains("0 missing, 1 unexpected"), "{msg}");
+    Ok(())
+}
+
+#[test]
+fn a_cifar_resnet_calling_its_classifier_linear_loads_through_its_key_map() -> Result<()> {
+    // The common PyTorch CIFAR ResNet's naming: `linear.*` where the zoo has `fc.*`.
+    let path = edited_copy("linear", |t| {
+        for p in ["weight", "bias"] {
+            let w = t.remove(&format!("fc.{p}")).expect("the file has an fc");
+            t.insert(format!("linear.{p}"), w);
+        }
+    })?;
+    let refused = load(&path);
+    let mapped = load_with(&path, &CIFAR_LINEAR);
+    std::fs::remove_file(&path)?;
+
+    let msg = refused
+        .err()
+        .context("`linear.*` loaded without the key map")?
+        .to_string();
+    assert!(msg.contains("missing:     fc.weight"), "{msg}");
+    assert!(msg.contains("unexpected:  linear.weight"), "{msg}");
+    assert!(msg.contains("2 missing, 2 unexpected"), "{msg}");
+
+    // Through the map: PyTorch's logits, and the same bits as the file with `fc`.
+    let fixture = expected()?;
+    let from_linear = logits(&mapped?, &fixture)?;
+    fixture.check(&from_linear)?;
+    let from_fc = logits(&load(&checkpoint_file("safetensors"))?, &fixture)?;
+    let diff = (from_linear - from_fc)?
+        .abs()?
+        .max_all()?
+        .to_scalar::<f32>()?;
+    assert_eq!(diff, 0.0);
     Ok(())
 }
 

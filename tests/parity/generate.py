@@ -14,7 +14,9 @@ this script (`cargo xtask fixtures [ARCH...]`); CI never does. Needs the package
 tests/parity/requirements.txt, installed in a virtualenv outside the repository.
 
 Family modules add references with the @reference decorator below; `python generate.py`
-with no argument regenerates every fixture, `python generate.py resnet50 vgg16` a few.
+with no argument regenerates every fixture, `python generate.py resnet50 vgg16` a few. They
+also register the pretrained weights their tables list with published.py, whose fixture
+`published.json` (`python generate.py published`) holds the numbers those tables restate.
 """
 
 from __future__ import annotations
@@ -315,17 +317,27 @@ def load_family_modules() -> None:
 
 def main() -> None:
     load_family_modules()
+    import published
+
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("archs", nargs="*", help=f"fixtures to write (default: all {len(REFERENCES)})")
+    parser.add_argument(
+        "archs",
+        nargs="*",
+        help=f"fixtures to write (default: all {len(REFERENCES)}, and `{published.NAME}`: the weights tables' published numbers)",
+    )
     parser.add_argument("--list", action="store_true", help="list the references and exit")
     args = parser.parse_args()
+    known = sorted(REFERENCES) + [published.NAME]
     if args.list:
-        print("\n".join(sorted(REFERENCES)))
+        print("\n".join(known))
         return
-    unknown = [a for a in args.archs if a not in REFERENCES]
+    unknown = [a for a in args.archs if a not in known]
     if unknown:
-        raise SystemExit(f"unknown architectures {unknown}; known: {sorted(REFERENCES)}")
-    for name in args.archs or sorted(REFERENCES):
+        raise SystemExit(f"unknown architectures {unknown}; known: {known}")
+    for name in args.archs or known:
+        if name == published.NAME:
+            published.write()
+            continue
         ref = REFERENCES[name]()
         # A reference that is not a torch module (an ONNX graph) brings its own `run()`.
         write(ref.run() if hasattr(ref, "run") else run_torch(ref))

@@ -6,6 +6,9 @@ from __future__ import annotations
 
 from generate import Reference, reference
 from onnx_reference import OnnxReference
+from published import torchvision_weights
+
+torchvision_weights("alexnet.tv_in1k", "AlexNet_Weights.IMAGENET1K_V1")
 
 
 @reference("alexnet")

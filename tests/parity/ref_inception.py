@@ -37,6 +37,16 @@ from generate import (
     round_sig,
     torch_specs,
 )
+from published import timm_weights, torchvision_weights
+
+torchvision_weights("googlenet.tv_in1k", "GoogLeNet_Weights.IMAGENET1K_V1")
+torchvision_weights("inception_v3.tv_in1k", "Inception_V3_Weights.IMAGENET1K_V1")
+# Quoted from timm's results-imagenet.csv at published.TIMM_RESULTS.
+timm_weights("inception_v4.tf_in1k", "inception_v4.tf_in1k,80.156,19.844,94.968,5.032,42.68,299,0.875,bicubic")
+timm_weights(
+    "inception_resnet_v2.tf_in1k",
+    "inception_resnet_v2.tf_in1k,80.462,19.538,95.308,4.692,55.84,299,0.897,bicubic",
+)
 
 # --------------------------------------------------------------------------------------------
 # torchvision and timm

@@ -10,7 +10,8 @@ Rust model uses: `conv1`, `bn1`, `layer{1,2,3}.{j}.conv{1,2}` / `bn{1,2}`, `fc`.
 
 Run as a script (`python ref_resnet.py`), this file also writes the small checkpoint files
 of tests/checkpoint_resnet.rs: a CIFAR ResNet-20 saved with `torch.save(state_dict)` and
-with `safetensors.torch.save_file`, and the logits it gives on the procedural inputs.
+with `safetensors.torch.save_file`, and the logits it gives on the procedural inputs; and two
+`.pth` files of a narrow ResNet-8 with a tensor missing and one too many.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import json
 from pathlib import Path
 
 from generate import GENERATOR, Reference, inputs_for, reference
+from published import timm_weights, torchvision_weights
 
 HERE = Path(__file__).resolve().parent
 CHECKPOINTS = HERE / "checkpoints"
@@ -34,6 +36,27 @@ IMAGENET = [
     "resnext50_32x4d",
     "resnext101_32x8d",
 ]
+
+# The torchvision weights enum of each ImageNet net: its V1 weights are `<arch>.tv_in1k`, its V2
+# (the 2021 recipe) `<arch>.tv2_in1k`.
+WEIGHTS_ENUM = {
+    "resnet18": "ResNet18_Weights",
+    "resnet34": "ResNet34_Weights",
+    "resnet50": "ResNet50_Weights",
+    "resnet101": "ResNet101_Weights",
+    "resnet152": "ResNet152_Weights",
+    "wide_resnet50_2": "Wide_ResNet50_2_Weights",
+    "wide_resnet101_2": "Wide_ResNet101_2_Weights",
+    "resnext50_32x4d": "ResNeXt50_32X4D_Weights",
+    "resnext101_32x8d": "ResNeXt101_32X8D_Weights",
+}
+V2 = ["resnet50", "resnet101", "resnet152", "wide_resnet50_2", "wide_resnet101_2", "resnext50_32x4d", "resnext101_32x8d"]
+for _arch, _enum in WEIGHTS_ENUM.items():
+    torchvision_weights(f"{_arch}.tv_in1k", f"{_enum}.IMAGENET1K_V1")
+    if _arch in V2:
+        torchvision_weights(f"{_arch}.tv2_in1k", f"{_enum}.IMAGENET1K_V2")
+# Quoted from timm's results-imagenet.csv at published.TIMM_RESULTS.
+timm_weights("resnet50.a1_in1k", "resnet50.a1_in1k,81.214,18.786,95.102,4.898,25.56,288,1.000,bicubic")
 
 # CIFAR-10 depth 6n + 2 → n.
 CIFAR = {20: 3, 32: 5, 44: 7, 56: 9, 110: 18}
@@ -111,19 +134,19 @@ def cifar_resnet_class():
             return F.relu(y)
 
     class CifarResNet(nn.Module):
-        def __init__(self, n: int, shortcut: bool = True, num_classes: int = 10):
+        def __init__(self, n: int, shortcut: bool = True, num_classes: int = 10, widths=(16, 32, 64)):
             super().__init__()
-            self.conv1 = nn.Conv2d(3, 16, 3, 1, 1, bias=False)
-            self.bn1 = nn.BatchNorm2d(16)
-            channels = 16
-            for i, planes in enumerate([16, 32, 64]):
+            self.conv1 = nn.Conv2d(3, widths[0], 3, 1, 1, bias=False)
+            self.bn1 = nn.BatchNorm2d(widths[0])
+            channels = widths[0]
+            for i, planes in enumerate(widths):
                 blocks = []
                 for j in range(n):
                     stride = 2 if i > 0 and j == 0 else 1
                     blocks.append(BasicBlock(channels, planes, stride, shortcut))
                     channels = planes
                 setattr(self, f"layer{i + 1}", nn.Sequential(*blocks))
-            self.fc = nn.Linear(64, num_classes)
+            self.fc = nn.Linear(widths[-1], num_classes)
 
         def forward(self, x):
             x = F.relu(self.bn1(self.conv1(x)))
@@ -202,5 +225,28 @@ def write_checkpoints() -> None:
         print(f"{p.relative_to(HERE.parent.parent)}: {p.stat().st_size:,} bytes")
 
 
+# The tensor the `_missing` file lacks, and the one the `_extra` file has in excess.
+MISSING = "layer2.0.bn1.running_var"
+EXTRA = "layer4.0.conv1.weight"
+
+
+def write_refused_checkpoints() -> None:
+    """Two `torch.save(state_dict)` files a strict loader must refuse, naming the key: one
+    without `MISSING`, one with `EXTRA` too. What is refused is their keys, not their values,
+    so they hold a narrow CIFAR ResNet-8 (n = 1, 4/8/16 filters) and stay a few kilobytes."""
+    import torch
+
+    torch.manual_seed(8)
+    state = cifar_resnet_class()(1, widths=(4, 8, 16)).state_dict()
+    CHECKPOINTS.mkdir(exist_ok=True)
+    missing = {k: v for k, v in state.items() if k != MISSING}
+    torch.save(missing, CHECKPOINTS / "resnet8_narrow_missing.pth")
+    extra = dict(state) | {EXTRA: state["layer3.0.conv2.weight"].clone()}
+    torch.save(extra, CHECKPOINTS / "resnet8_narrow_extra.pth")
+    for p in sorted(CHECKPOINTS.glob("resnet8_narrow_*.pth")):
+        print(f"{p.relative_to(HERE.parent.parent)}: {p.stat().st_size:,} bytes")
+
+
 if __name__ == "__main__":
     write_checkpoints()
+    write_refused_checkpoints()

@@ -4,6 +4,7 @@ state dict (fc6/fc7 stored as convolutions) the Rust side loads through its timm
 from __future__ import annotations
 
 from generate import Reference, reference
+from published import torchvision_weights
 
 TORCHVISION = ["vgg11", "vgg11_bn", "vgg13", "vgg13_bn", "vgg16", "vgg16_bn", "vgg19", "vgg19_bn"]
 
@@ -19,6 +20,8 @@ def register_torchvision(arch: str) -> None:
 
 for _arch in TORCHVISION:
     register_torchvision(_arch)
+    # vgg11_bn → VGG11_BN_Weights: the enum is the arch's name in capitals.
+    torchvision_weights(f"{_arch}.tv_in1k", f"{_arch.upper()}_Weights.IMAGENET1K_V1")
 
 
 @reference("vgg11_timm")

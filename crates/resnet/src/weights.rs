@@ -15,7 +15,7 @@
 //! (single model, multi-scale fully convolutional) and Table 6 (CIFAR-10). The paper gives
 //! error rates; they are stored as accuracies (`100 − error`), the error quoted in `source`.
 
-use convnets_core::checkpoint::{KeyMap, UNUSED_NUM_BATCHES_TRACKED};
+use convnets_core::checkpoint::{KeyMap, KeyRule, UNUSED_NUM_BATCHES_TRACKED};
 use convnets_core::spec::{
     Accuracy, EvalTransform, Interpolation, PaperResult, Protocol, WeightSource, WeightSpec,
 };
@@ -30,6 +30,20 @@ pub const TORCHVISION: KeyMap = KeyMap {
 pub const TIMM: KeyMap = KeyMap {
     name: "timm",
     rules: &[UNUSED_NUM_BATCHES_TRACKED],
+};
+
+/// The layout of the common PyTorch CIFAR ResNet (`resnet20()` … `resnet1202()` with option-A
+/// `LambdaLayer` shortcuts): the CIFAR nets' keys, except that it calls the classifier
+/// `linear` where every ResNet of the zoo calls it `fc`.
+pub const CIFAR_LINEAR: KeyMap = KeyMap {
+    name: "cifar-linear",
+    rules: &[
+        KeyRule::Rename {
+            from: "linear.*",
+            to: "fc.*",
+        },
+        UNUSED_NUM_BATCHES_TRACKED,
+    ],
 };
 
 const IMAGENET_VAL: &str = "imagenet-1k val";
@@ -502,6 +516,21 @@ mod tests {
     }
 
     #[test]
+    fn cifar_linear_renames_only_the_classifier() -> convnets_core::Result<()> {
+        assert_eq!(
+            CIFAR_LINEAR.rename("linear.weight")?.as_deref(),
+            Some("fc.weight")
+        );
+        assert_eq!(
+            CIFAR_LINEAR.rename("linear.bias")?.as_deref(),
+            Some("fc.bias")
+        );
+        assert_eq!(CIFAR_LINEAR.rename("layer3.2.conv2.weight")?, None);
+        assert!(CIFAR_LINEAR.may_be_unused("layer1.0.bn1.num_batches_tracked"));
+        Ok(())
+    }
+
+    #[test]
     fn ids_are_unique_and_transforms_match_their_recipe() {
         let mut ids: Vec<&str> = WEIGHTS.iter().map(|w| w.id).collect();
         ids.sort_unstable();
@@ -520,6 +549,95 @@ mod tests {
                 tag => panic!("unexpected tag {tag}"),
             }
         }
+    }
+
+    /// The errors a paper row quotes in its `source` ("top-1/top-5 error 24.52/7.46", "test
+    /// error 8.75").
+    fn quoted_errors(source: &str) -> Vec<f64> {
+        let (_, after) = source
+            .split_once("error ")
+            .unwrap_or_else(|| panic!("`{source}` quotes no error"));
+        let quoted = after.split_whitespace().next().unwrap_or_default();
+        quoted
+            .split('/')
+            .map(|e| e.parse().unwrap_or_else(|_| panic!("`{source}`: {e}")))
+            .collect()
+    }
+
+    #[test]
+    fn paper_rows_carry_their_tables_protocol() {
+        for p in PAPER_RESULTS {
+            let a = &p.accuracy;
+            let table = ["Table 2", "Table 3", "Table 4", "Table 6"]
+                .into_iter()
+                .find(|t| a.source.contains(t))
+                .unwrap_or_else(|| panic!("{}: `{}` names no table", p.label, a.source));
+            // Tables 2 and 3: ten 224 crops of the image at shorter side 256 (§3.4); Table 4:
+            // the fully convolutional form over five scales; Table 6: CIFAR-10's test set,
+            // whole 32×32 images.
+            let (protocol, dataset, words) = match table {
+                "Table 2" | "Table 3" => (Protocol::TenCrop, IMAGENET_VAL, "10-crop"),
+                "Table 4" => (
+                    Protocol::Dense {
+                        scales: &[224, 256, 384, 480, 640],
+                    },
+                    IMAGENET_VAL,
+                    "multi-scale",
+                ),
+                _ => (Protocol::FullImage, CIFAR10_TEST, "CIFAR-10"),
+            };
+            assert_eq!(a.protocol, protocol, "{}", p.label);
+            assert_eq!(a.dataset, dataset, "{}", p.label);
+            assert!(p.label.contains(words), "{}: not `{words}`", p.label);
+            // The accuracies are 100 − the errors the source quotes.
+            let errors = quoted_errors(a.source);
+            let accuracies: Vec<f64> = [a.top1, a.top5].into_iter().flatten().collect();
+            assert_eq!(accuracies.len(), errors.len(), "{}", p.label);
+            for (acc, err) in accuracies.iter().zip(&errors) {
+                assert!(
+                    (acc + err - 100.0).abs() < 1e-9,
+                    "{}: {acc} + {err}",
+                    p.label
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn every_net_of_the_paper_has_its_rows() {
+        let rows = |arch: &str, protocol: fn(&Protocol) -> bool| {
+            PAPER_RESULTS
+                .iter()
+                .filter(|p| p.arch == arch && protocol(&p.accuracy.protocol))
+                .count()
+        };
+        let ten_crop = |p: &Protocol| *p == Protocol::TenCrop;
+        let multi_scale = |p: &Protocol| matches!(p, Protocol::Dense { .. });
+        let cifar = |p: &Protocol| *p == Protocol::FullImage;
+        // Table 2 has ResNet-18 and -34, Table 3 34 to 152 (one row each here: 34 with
+        // projection shortcuts, B, as torchvision's), Table 4 34 to 152 again.
+        for (arch, crops, scales) in [
+            ("resnet18", 1, 0),
+            ("resnet34", 1, 1),
+            ("resnet50", 1, 1),
+            ("resnet101", 1, 1),
+            ("resnet152", 1, 1),
+        ] {
+            assert_eq!(rows(arch, ten_crop), crops, "{arch}: 10-crop rows");
+            assert_eq!(rows(arch, multi_scale), scales, "{arch}: multi-scale rows");
+        }
+        for arch in [
+            "resnet20",
+            "resnet32",
+            "resnet44",
+            "resnet56",
+            "resnet110",
+            "resnet1202",
+        ] {
+            assert_eq!(rows(arch, cifar), 1, "{arch}: Table 6 row");
+        }
+        // Nothing else: every row is one of the above.
+        assert_eq!(PAPER_RESULTS.len(), 5 + 4 + 6);
     }
 
     #[test]

@@ -23,7 +23,7 @@ use convnets::{Dataset, Family, Fetched, Fetcher, Model, Structure, architecture
 
 use evaluate::{Measured, Run};
 use options::{Options, Protocol, USAGE};
-use report::{Kind, Reference, Report, Row, RunInfo};
+use report::{Kind, Reference, Report, Row, RunInfo, Skipped};
 
 /// The workspace root (the weights of `WeightSource::Repository` rows are under it).
 fn workspace_root() -> PathBuf {
@@ -59,6 +59,7 @@ pub fn run(args: &[String]) -> Result<()> {
         device: &device,
         batch_size: opts.batch_size,
         workers,
+        skip_unreadable: opts.skip_unreadable,
     };
     let mut rows = Vec::new();
     for family in Family::ALL {
@@ -397,7 +398,16 @@ fn measure(
         ran.describe(),
     );
     row.images = Some(acc.n as usize);
+    // An image skipped as unreadable makes the run partial.
     row.partial = (acc.n as usize) < dataset.images();
+    row.skipped = measured
+        .skipped
+        .iter()
+        .map(|s| Skipped {
+            name: s.name.clone(),
+            reason: s.reason.clone(),
+        })
+        .collect();
     row.top1 = Some(acc.top1_pct());
     row.top5 = Some(acc.top5_pct());
     row.params = Some(structure.params);
@@ -413,12 +423,16 @@ fn measure(
         row.compare_with(reference);
     }
     eprintln!(
-        "{}: top-1 {:.3}, top-5 {:.3} on {} images ({:.1} images/s)",
+        "{}: top-1 {:.3}, top-5 {:.3} on {} images ({:.1} images/s){}",
         spec.id,
         acc.top1_pct(),
         acc.top5_pct(),
         acc.n,
-        measured.images_per_sec()
+        measured.images_per_sec(),
+        match row.skipped.len() {
+            0 => String::new(),
+            n => format!(", {n} unreadable skipped"),
+        }
     );
     Ok(row)
 }
@@ -514,6 +528,7 @@ mod tests {
             device: &device,
             batch_size: 1000,
             workers: 1,
+            skip_unreadable: false,
         };
         // Claimed 99.0 %: an untrained network is far below, and the run is complete.
         let spec = untrained_lenet(&dir, 99.0)?;

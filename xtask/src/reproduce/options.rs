@@ -15,11 +15,13 @@ published numbers: its own (torchvision's, timm's) and its paper's.
 
 options:
   --imagenet DIR        ILSVRC-2012 validation images (default: $IMAGENET_DIR): class
-                        folders (DIR/n01440764/*.JPEG), the Kaggle download (a flat
-                        folder with LOC_val_solution.csv in or beside it), or Hugging
-                        Face parquet shards (DIR[/data]/validation-*.parquet)
-  --ground-truth FILE   with a flat folder of the official tar: the devkit's
-                        ILSVRC2012_validation_ground_truth.txt
+                        folders (DIR/n01440764/*.JPEG), the Kaggle download
+                        (ILSVRC/Data/CLS-LOC/val, LOC_val_solution.csv found in it or up
+                        to four folders above), or Hugging Face parquet shards
+                        (DIR[/data]/validation-*.parquet)
+  --ground-truth FILE   the labels of a flat folder: the devkit's
+                        ILSVRC2012_validation_ground_truth.txt (the official tar), or
+                        Kaggle's LOC_val_solution.csv wherever it is (a .csv file)
   --protocol P          single (default): one centre crop, the weights' transform;
                         ten-crop: corners and centre, and mirrored (Krizhevsky 2012);
                         multi-scale: dense evaluation over several shorter sides and

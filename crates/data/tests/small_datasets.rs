@@ -3,6 +3,8 @@
 
 mod common;
 
+use std::path::Path;
+
 use anyhow::Result;
 use common::{fixtures, scratch, write};
 use convnets_data::cifar::{Cifar, IMAGE_BYTES};
@@ -99,7 +101,7 @@ fn fashion_mnist_from_a_hub_cache() -> Result<()> {
     // Not cached: an error naming the repository and the file.
     let empty = scratch("hub-empty");
     let e = dataset_files(
-        &HubCache::new(&empty),
+        &unreachable_hub(&empty),
         "zalando-datasets/fashion_mnist",
         &["x.parquet"],
     )
@@ -109,6 +111,72 @@ fn fashion_mnist_from_a_hub_cache() -> Result<()> {
         e.contains("zalando-datasets/fashion_mnist/x.parquet"),
         "{e}"
     );
+    Ok(())
+}
+
+/// A cache whose downloads (with the `hub` feature, which the workspace's build enables)
+/// go to a closed local port and fail at once, instead of to huggingface.co.
+fn unreachable_hub(cache: &Path) -> HubCache {
+    HubCache::new(cache).with_endpoint("http://127.0.0.1:9")
+}
+
+/// Files the way huggingface_hub caches them: `refs/main` names the snapshot.
+fn cache_dataset(cache: &Path, repo: &str, files: &[(&str, &Path)]) -> Result<()> {
+    let repo = cache.join(format!("datasets--{}", repo.replace('/', "--")));
+    let commit = "89abcdef0123456789abcdef0123456789abcdef";
+    write(&repo.join("refs/main"), commit.as_bytes());
+    for (name, source) in files {
+        write(
+            &repo.join("snapshots").join(commit).join(name),
+            &std::fs::read(source)?,
+        );
+    }
+    Ok(())
+}
+
+#[test]
+fn cifar_from_a_hub_cache_or_an_error_saying_what_to_fetch() -> Result<()> {
+    let cache = scratch("hub-cache-cifar");
+    for cifar in [Cifar::Ten, Cifar::Hundred] {
+        let (repo, file) = cifar.hub_file(false);
+        let local = fixtures().join("hub").join(match cifar {
+            Cifar::Ten => "cifar10",
+            Cifar::Hundred => "cifar100",
+        });
+        cache_dataset(&cache, repo, &[(file, &local.join(file))])?;
+        let cached = cifar.from_hub(&unreachable_hub(&cache), false)?;
+        let direct = cifar.from_parquet_dir(&local, false)?;
+        assert_eq!(cached.len(), 4);
+        assert_eq!(
+            (cached.images, cached.labels, cached.coarse_labels),
+            (direct.images, direct.labels, direct.coarse_labels)
+        );
+        // The explicit path: a snapshot folder, or the file itself.
+        assert_eq!(cifar.resolve(Some(&local), false)?.len(), 4);
+        assert_eq!(cifar.resolve(Some(&local.join(file)), false)?.len(), 4);
+
+        // The training split is not cached: what is missing, and where it goes.
+        let (repo, file) = cifar.hub_file(true);
+        let e = cifar
+            .from_hub(&unreachable_hub(&cache), true)
+            .unwrap_err()
+            .to_string();
+        for needle in [
+            &format!("{} training split", cifar.name()),
+            &format!("{repo}/{file}"),
+            &format!("huggingface-cli download --repo-type dataset {repo} {file}"),
+            &cache.display().to_string(),
+            "binary distribution",
+        ] {
+            assert!(e.contains(needle), "`{needle}` not in: {e}");
+        }
+    }
+    // An explicit folder without the hub's file is read as the binary distribution.
+    let e = Cifar::Ten
+        .resolve(Some(&scratch("cifar-empty")), false)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("no test_batch.bin"), "{e}");
     Ok(())
 }
 

@@ -375,6 +375,20 @@ fn broken_label_files_are_named() -> Result<()> {
     let cifar = fixtures().join("hub/cifar10/plain_text/test-00000-of-00001.parquet");
     let e = ImageNetVal::parquet(&[cifar]).unwrap_err().to_string();
     assert!(e.contains("no column `image`"), "{e}");
+    // A label outside the 1000 classes: the loader names the shard and the row, and does not
+    // skip it as an unreadable image.
+    let shard = fixtures().join("hub/broken/imagenet_label1000.parquet");
+    let val = ImageNetVal::parquet(std::slice::from_ref(&shard))?;
+    for skip in [false, true] {
+        let (error, _, loaded) = first_error(&val, skip)?;
+        let error = error.context("an error")?;
+        assert!(
+            error.contains(&shard.display().to_string())
+                && error.contains("row 1: label 1000 not in 0..1000"),
+            "{error}"
+        );
+        assert_eq!(loaded, 0);
+    }
     let e = ImageNetVal::detect(&scratch("imagenet-empty"))
         .unwrap_err()
         .to_string();

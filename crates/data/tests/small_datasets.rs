@@ -387,3 +387,72 @@ fn cifar_binary_batches() -> Result<()> {
     );
     Ok(())
 }
+
+/// A file of `fixtures/hub/broken` (written by `hub_fixtures.py`): two rows, the second bad.
+fn broken(name: &str) -> std::path::PathBuf {
+    fixtures().join("hub/broken").join(name)
+}
+
+#[test]
+fn fashion_mnist_parquet_files_with_a_bad_file_or_row_are_named() -> Result<()> {
+    let dir = scratch("fashion-parquet");
+    let good = std::fs::read(fixtures().join("hub/fashion_mnist/train-00000-of-00001.parquet"))?;
+    let train = dir.join("fashion_mnist/train-00000-of-00001.parquet");
+    write(
+        &dir.join("fashion_mnist/test-00000-of-00001.parquet"),
+        &std::fs::read(fixtures().join("hub/fashion_mnist/test-00000-of-00001.parquet"))?,
+    );
+    let cifar =
+        std::fs::read(fixtures().join("hub/cifar10/plain_text/test-00000-of-00001.parquet"))?;
+    let cases: [(&str, Vec<u8>, &str); 4] = [
+        (
+            "truncated",
+            good[..good.len() / 2].to_vec(),
+            "not a readable parquet file",
+        ),
+        ("CIFAR's columns", cifar, "no column `image`"),
+        (
+            "label 10",
+            std::fs::read(broken("fashion_mnist_label10.parquet"))?,
+            "row 1: label 10 not in 0..10",
+        ),
+        (
+            "32x32",
+            std::fs::read(broken("fashion_mnist_32x32.parquet"))?,
+            "row 1: image is 32x32, not 28x28",
+        ),
+    ];
+    for (case, bytes, want) in cases {
+        write(&train, &bytes);
+        let e = FashionMnist::from_parquet_dir(&dir)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains(&train.display().to_string()) && e.contains(want),
+            "{case}: {e}"
+        );
+    }
+    write(&train, &good);
+    assert_eq!(FashionMnist::from_parquet_dir(&dir)?.train.count, 5);
+    Ok(())
+}
+
+#[test]
+fn cifar_parquet_rows_that_are_not_cifar_are_named() -> Result<()> {
+    for (file, want) in [
+        ("cifar10_64x64.parquet", "row 1: image is 64x64, not 32x32"),
+        ("cifar10_label10.parquet", "row 1: label 10 not in 0..10"),
+        (
+            "cifar10_not_an_image.parquet",
+            " row 1: cannot decode image",
+        ),
+    ] {
+        let path = broken(file);
+        let e = Cifar::Ten.read_parquet(&path).unwrap_err().to_string();
+        assert!(
+            e.contains(&path.display().to_string()) && e.contains(want),
+            "{file}: {e}"
+        );
+    }
+    Ok(())
+}

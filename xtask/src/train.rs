@@ -27,7 +27,8 @@ options:
   --distortions              train on LeCun's random affine distortions
   --dataset mnist|fashion    MNIST (shipped) or Fashion-MNIST  [mnist]
   --fashion-dir DIR          where Fashion-MNIST's IDX files are (default: Debian's
-                             /usr/share/datasets/fashion-mnist, then the hub cache)
+                             /usr/share/datasets/fashion-mnist, then the Hugging Face
+                             cache, downloading into it; HF_HOME, HF_ENDPOINT)
   --epochs N  --batch-size N  --lr X  --seed N  --optimizer sgd|adamw
                              override the recipe
   --out DIR                  output directory  [runs/lenet5_<variant>[_distortions][_fashion]]

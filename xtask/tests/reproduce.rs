@@ -215,6 +215,74 @@ fn resnet18_from_a_local_hub_on_real_photographs() -> Result<()> {
 }
 
 #[test]
+fn an_unreadable_image_fails_the_run_or_is_skipped_and_listed() -> Result<()> {
+    let dir = scratch("unreadable");
+    let val = imagenet_folder(&dir)?;
+    // A third of a JPEG, filed as a tabby cat.
+    let jpeg = std::fs::read(root().join("crates/data/tests/fixtures/photos/chelsea.jpg"))?;
+    let broken = val.join("n02123045/ILSVRC2012_val_00049999.JPEG");
+    std::fs::write(&broken, &jpeg[..jpeg.len() / 3])?;
+    let server = HubServer::start(vec![Served::hub(
+        "timm/resnet18.tv_in1k",
+        "model.safetensors",
+        resnet18_safetensors(&dir)?,
+    )]);
+    let (hf, out) = (dir.join("hf"), dir.join("out"));
+    let args = [
+        "resnet18.tv_in1k",
+        "--imagenet",
+        val.to_str().context("path")?,
+        "--out",
+        out.to_str().context("path")?,
+        "--batch-size",
+        "4",
+    ];
+
+    let run = reproduce(&args, &[("HF_HOME", &hf)], Some(&server.url()));
+    let stderr = text(&run.stderr);
+    assert!(!run.status.success(), "{}", text(&run.stdout));
+    assert!(
+        stderr.contains(&broken.display().to_string()) && stderr.contains("cannot decode"),
+        "{stderr}"
+    );
+
+    let run = reproduce(
+        &[&args[..], &["--offline", "--skip-unreadable"]].concat(),
+        &[("HF_HOME", &hf)],
+        None,
+    );
+    let stdout = text(&run.stdout);
+    ensure!(run.status.success(), "{stdout}\n{}", text(&run.stderr));
+    assert!(
+        stdout.contains("| `resnet18.tv_in1k` | single crop | 5 * |"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("`resnet18.tv_in1k`: 1 skipped: one image left out as unreadable"),
+        "{stdout}"
+    );
+    let file = |ext: &str| out.join(format!("reproduce-resnet18.tv_in1k-single.{ext}"));
+    let json: Value = serde_json::from_str(&std::fs::read_to_string(file("json"))?)?;
+    let row = &json["rows"][0];
+    assert_eq!(row["images"], 5);
+    assert_eq!(row["partial"], true);
+    let skipped = row["skipped"].as_array().context("skipped")?;
+    assert_eq!(skipped.len(), 1, "{skipped:?}");
+    assert_eq!(skipped[0]["name"], broken.display().to_string().as_str());
+    let reason = skipped[0]["reason"].as_str().context("reason")?;
+    assert!(reason.contains("cannot decode"), "{reason}");
+    // A partial run has no Δ, so it cannot pass for a reproduction.
+    assert_eq!(row["delta_top1"], Value::Null);
+    // The count is the CSV's last column.
+    let csv = std::fs::read_to_string(file("csv"))?;
+    let last = |line: Option<&str>| line.and_then(|l| l.rsplit(',').next()).map(str::to_owned);
+    assert_eq!(last(csv.lines().next()).as_deref(), Some("skipped"));
+    assert_eq!(last(csv.lines().nth(1)).as_deref(), Some("1"), "{csv}");
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(())
+}
+
+#[test]
 fn without_data_or_weights_it_fails_at_once_saying_what_is_missing() -> Result<()> {
     let dir = scratch("missing");
     let hf = dir.join("hf");

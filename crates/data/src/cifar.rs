@@ -9,6 +9,7 @@ use candle_core::{DType, Device, Tensor};
 
 use crate::decode::decode;
 use crate::error::{Error, Result, read_file};
+use crate::hub::{HubCache, dataset_files};
 use crate::parquet::{ImageRows, label_in};
 
 /// Bytes of one 32 × 32 RGB image, channel-planar as the binary batches store it.
@@ -59,6 +60,22 @@ pub enum Cifar {
 }
 
 impl Cifar {
+    /// The dataset's name in messages.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Ten => "CIFAR-10",
+            Self::Hundred => "CIFAR-100",
+        }
+    }
+
+    /// The folder the binary distribution extracts to, and its archive.
+    fn binary_distribution(self) -> (&'static str, &'static str) {
+        match self {
+            Self::Ten => ("cifar-10-batches-bin", "cifar-10-binary.tar.gz"),
+            Self::Hundred => ("cifar-100-binary", "cifar-100-binary.tar.gz"),
+        }
+    }
+
     fn label_bytes(self) -> usize {
         match self {
             Self::Ten => 1,
@@ -210,5 +227,42 @@ impl Cifar {
     pub fn from_parquet_dir(self, dir: &Path, train: bool) -> Result<CifarSplit> {
         let path: PathBuf = dir.join(self.hub_file(train).1);
         self.read_parquet(&path)
+    }
+
+    /// Finds a split, as [`crate::mnist::FashionMnist::resolve`] does: in `explicit` if
+    /// given (the binary distribution's folder, a Hub snapshot folder, or the split's
+    /// parquet file), else in the Hugging Face cache of the environment (`HF_HOME`),
+    /// downloading it there with the `hub` feature.
+    pub fn resolve(self, explicit: Option<&Path>, train: bool) -> Result<CifarSplit> {
+        match explicit {
+            Some(file) if file.is_file() => self.read_parquet(file),
+            Some(dir) if dir.join(self.hub_file(train).1).is_file() => {
+                self.from_parquet_dir(dir, train)
+            }
+            Some(dir) => self.from_binary_dir(dir, train),
+            None => self.from_hub(&HubCache::from_env(), train),
+        }
+    }
+
+    /// A split from a Hugging Face cache (`datasets--uoft-cs--cifar10/snapshots/…`),
+    /// downloading it into the cache with the `hub` feature. When it is in neither, the
+    /// error says what to fetch and where to put it.
+    pub fn from_hub(self, cache: &HubCache, train: bool) -> Result<CifarSplit> {
+        let (repo, file) = self.hub_file(train);
+        let path = dataset_files(cache, repo, &[file]).map_err(|e| {
+            let (folder, archive) = self.binary_distribution();
+            Error::NotFound(format!(
+                "{} {} split: {e}. Put it in the Hugging Face cache {} with \
+                 `huggingface-cli download --repo-type dataset {repo} {file}`, or give the \
+                 folder `{folder}` extracted from the binary distribution {archive}",
+                self.name(),
+                if train { "training" } else { "test" },
+                cache.path().display(),
+            ))
+        })?;
+        match path.first() {
+            Some(path) => self.read_parquet(path),
+            None => Err(Error::NotFound(format!("{repo}/{file}"))),
+        }
     }
 }

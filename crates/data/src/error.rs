@@ -47,6 +47,11 @@ pub enum Error {
     #[error("invalid configuration: {0}")]
     Config(String),
 
+    /// The parallel loader lost images: a thread panicked. Iteration stops with this
+    /// error instead of ending early, so a panic never shortens an evaluation silently.
+    #[error("{0}")]
+    Lost(String),
+
     /// Building a tensor failed.
     #[error(transparent)]
     Candle(#[from] candle_core::Error),

@@ -1,8 +1,9 @@
 //! Datasets from the Hugging Face Hub cache, the layout `huggingface_hub` and the `hf-hub`
 //! crate share: `$HF_HOME/hub/datasets--{org}--{name}/refs/main` holds a commit, and
 //! `snapshots/{commit}/{file}` the files. A file already in the cache is used as is; one
-//! that is not is downloaded with the `hub` feature (`hf_hub::api::sync`), and is an error
-//! naming the repository and the file without it.
+//! that is not is downloaded with the `hub` feature (`hf_hub::api::sync`) from
+//! `HF_ENDPOINT` (a mirror) or huggingface.co, and is an error naming the repository and the
+//! file without it.
 
 use std::path::{Path, PathBuf};
 
@@ -10,31 +11,46 @@ use hf_hub::{Cache, Repo, RepoType};
 
 use crate::error::{Error, Result};
 
-/// A Hugging Face cache folder.
+/// A Hugging Face cache folder, and where files missing from it are downloaded from.
 #[derive(Debug, Clone)]
 pub struct HubCache {
     cache: Cache,
+    endpoint: Option<String>,
 }
 
 impl HubCache {
-    /// The cache at `path` (the folder holding `datasets--*`).
+    /// The cache at `path` (the folder holding `datasets--*`), downloading from
+    /// huggingface.co.
     pub fn new(path: impl Into<PathBuf>) -> Self {
         Self {
             cache: Cache::new(path.into()),
+            endpoint: None,
         }
     }
 
     /// The cache `huggingface_hub` uses: `$HF_HOME/hub`, `~/.cache/huggingface/hub` by
-    /// default.
+    /// default; downloading from `HF_ENDPOINT` when it is set, as `huggingface_hub` does.
     pub fn from_env() -> Self {
         Self {
             cache: Cache::from_env(),
+            endpoint: std::env::var("HF_ENDPOINT").ok().filter(|e| !e.is_empty()),
         }
+    }
+
+    /// Downloads from `endpoint` (a mirror) instead of huggingface.co.
+    pub fn with_endpoint(mut self, endpoint: impl Into<String>) -> Self {
+        self.endpoint = Some(endpoint.into());
+        self
     }
 
     /// Its folder.
     pub fn path(&self) -> &Path {
         self.cache.path()
+    }
+
+    /// Where missing files are downloaded from, when not huggingface.co.
+    pub fn endpoint(&self) -> Option<&str> {
+        self.endpoint.as_deref()
     }
 }
 
@@ -55,7 +71,11 @@ pub fn dataset_files(cache: &HubCache, repo: &str, files: &[&str]) -> Result<Vec
 
 #[cfg(feature = "hub")]
 fn download(cache: &HubCache, repo: &str, file: &str) -> Result<PathBuf> {
-    let api = hf_hub::api::sync::ApiBuilder::from_cache(cache.cache.clone())
+    let mut builder = hf_hub::api::sync::ApiBuilder::from_cache(cache.cache.clone());
+    if let Some(endpoint) = cache.endpoint() {
+        builder = builder.with_endpoint(endpoint.to_string());
+    }
+    let api = builder
         .build()
         .map_err(|e| Error::NotFound(format!("hub {repo}: {e}")))?;
     api.repo(Repo::new(repo.to_string(), RepoType::Dataset))

@@ -201,6 +201,11 @@ fn list_dir(dir: &Path) -> Result<Vec<PathBuf>> {
     Ok(entries)
 }
 
+/// How many folders above a flat validation folder [`ImageNetVal::detect`] looks for
+/// `LOC_val_solution.csv`: from `ILSVRC/Data/CLS-LOC/val` up to the top of the Kaggle
+/// download.
+pub const KAGGLE_LEVELS: usize = 4;
+
 fn is_synset(name: &str) -> bool {
     name.len() == 9 && name.starts_with('n') && name[1..].bytes().all(|b| b.is_ascii_digit())
 }
@@ -323,8 +328,10 @@ impl ImageNetVal {
     }
 
     /// Picks the layout of `dir`: class folders if it has synset folders; else the flat
-    /// folder with `LOC_val_solution.csv` beside it or inside it; else parquet shards.
-    /// The devkit layout needs its id table and is never guessed.
+    /// folder with `LOC_val_solution.csv` in it or in one of the [`KAGGLE_LEVELS`] folders
+    /// above it (the Kaggle download has it at its top, beside `ILSVRC/`, four levels above
+    /// `ILSVRC/Data/CLS-LOC/val`); else parquet shards. The devkit layout needs its id
+    /// table and is never guessed.
     pub fn detect(dir: &Path) -> Result<Self> {
         let entries = list_dir(dir)?;
         let synset_dirs = entries.iter().any(|p| {
@@ -336,18 +343,21 @@ impl ImageNetVal {
         if synset_dirs {
             return Self::class_folders(dir);
         }
-        for csv in [
-            dir.join("LOC_val_solution.csv"),
-            dir.with_file_name("LOC_val_solution.csv"),
-        ] {
-            if csv.is_file() {
-                return Self::kaggle(dir, &csv);
-            }
+        // Lexically absolute, so that a relative `val` has parents; symlinks stay as given.
+        let absolute = std::path::absolute(dir).map_err(|e| Error::io(dir, e))?;
+        let csv = absolute
+            .ancestors()
+            .take(KAGGLE_LEVELS + 1)
+            .map(|d| d.join("LOC_val_solution.csv"))
+            .find(|csv| csv.is_file());
+        if let Some(csv) = csv {
+            return Self::kaggle(dir, &csv);
         }
         Self::parquet(&[dir.to_path_buf()]).map_err(|_| {
             Error::NotFound(format!(
-                "{}: no synset folders, no LOC_val_solution.csv, no validation-*.parquet; \
-                 for the devkit layout give the ground-truth file and the id table",
+                "{}: no synset folders, no LOC_val_solution.csv in it or up to {KAGGLE_LEVELS} \
+                 folders above it, no validation-*.parquet; for the devkit layout give the \
+                 ground-truth file and the id table",
                 dir.display()
             ))
         })

@@ -9,9 +9,14 @@
 //!
 //! An image that cannot be read or decoded stops the iteration with an error naming it, or,
 //! with [`LoaderConfig::skip_unreadable`], is left out and listed in
-//! [`Loader::skipped`] — never dropped silently.
+//! [`Loader::skipped`] — never dropped silently. Nor does a panic drop one: a worker that
+//! panics on an image reports it as an error naming the image, and if a thread dies with
+//! images still owed (the reader, inside the dataset's iterator), the iteration ends with
+//! [`Error::Lost`] rather than early: the reader announces how many images there are, and
+//! the loader ends only when it has delivered that many.
 
 use std::collections::BTreeMap;
+use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::mpsc::{Receiver, Sender, SyncSender, channel, sync_channel};
 use std::sync::{Arc, Mutex};
 
@@ -88,22 +93,44 @@ pub fn load(
     Ok((out, shape))
 }
 
+/// What a worker does with the bytes of one image: [`load`] with the loader's transform.
+type Work = dyn Fn(&[u8], &str) -> Result<(Vec<f32>, [usize; 3])> + Send + Sync;
+
 struct Done {
     name: String,
     label: u32,
     result: Result<(Vec<f32>, [usize; 3])>,
 }
 
+/// What the loader's threads send the consumer.
+enum Message {
+    /// The result of the image at this position of the dataset.
+    Done(usize, Result<Done>),
+    /// The reader reached the end of the dataset: this many images.
+    End(usize),
+}
+
 /// The parallel loader: an iterator of batches in dataset order.
 pub struct Loader {
     config: LoaderConfig,
-    results: Receiver<(usize, Result<Done>)>,
+    results: Receiver<Message>,
     tokens: SyncSender<()>,
     pending: BTreeMap<usize, Result<Done>>,
     next: usize,
+    /// The number of images, once the reader has seen the end.
+    total: Option<usize>,
     skipped: Vec<Skipped>,
     loaded: usize,
     finished: bool,
+}
+
+/// The text of a panic's payload.
+fn panic_message(payload: &(dyn std::any::Any + Send)) -> &str {
+    payload
+        .downcast_ref::<&str>()
+        .copied()
+        .or_else(|| payload.downcast_ref::<String>().map(String::as_str))
+        .unwrap_or("(no message)")
 }
 
 impl std::fmt::Debug for Loader {
@@ -123,6 +150,16 @@ impl Loader {
         transform: Transform,
         config: LoaderConfig,
     ) -> Result<Self> {
+        let views = config.views;
+        let work = move |bytes: &[u8], name: &str| load(bytes, name, &transform, views);
+        Self::start(items, Arc::new(work), config)
+    }
+
+    fn start(
+        mut items: Box<dyn Iterator<Item = Result<Item>> + Send>,
+        work: Arc<Work>,
+        config: LoaderConfig,
+    ) -> Result<Self> {
         if config.batch_size == 0 || config.workers == 0 || config.prefetch == 0 {
             return Err(Error::Config(format!(
                 "batch_size, workers and prefetch must be positive: {config:?}"
@@ -138,12 +175,20 @@ impl Loader {
         let (results_tx, results_rx) = channel();
         // The threads are detached: dropping the loader drops the token sender and the
         // result receiver, which ends the reader, then the workers.
+        let end: Sender<Message> = results_tx.clone();
         std::thread::spawn(move || {
-            for (seq, item) in items.enumerate() {
-                // No token: the consumer is gone.
-                if tokens_rx.recv().is_err() || jobs_tx.send((seq, item)).is_err() {
+            // A token before each read (pulling an item reads its file), so that at most
+            // `prefetch` images are read ahead. No token: the consumer is gone.
+            let mut seq = 0;
+            while tokens_rx.recv().is_ok() {
+                let Some(item) = items.next() else {
+                    let _ = end.send(Message::End(seq));
+                    return;
+                };
+                if jobs_tx.send((seq, item)).is_err() {
                     return;
                 }
+                seq += 1;
             }
         });
 
@@ -151,6 +196,7 @@ impl Loader {
         for _ in 0..config.workers {
             let jobs = Arc::clone(&jobs_rx);
             let results: Sender<_> = results_tx.clone();
+            let work = Arc::clone(&work);
             std::thread::spawn(move || {
                 loop {
                     let job = match jobs.lock() {
@@ -158,14 +204,29 @@ impl Loader {
                         Err(_) => return,
                     };
                     let Ok((seq, item)) = job else { return };
-                    let done = item.map(|item| Done {
-                        result: item
-                            .bytes
-                            .and_then(|b| load(&b, &item.name, &transform, config.views)),
-                        name: item.name,
-                        label: item.label,
+                    let done = item.and_then(|item| {
+                        let result = match item.bytes {
+                            Err(e) => Err(e),
+                            // A panic is a bug to report, not an unreadable image to skip:
+                            // it fails the iteration, naming the image.
+                            Ok(bytes) => {
+                                catch_unwind(AssertUnwindSafe(|| work(&bytes, &item.name)))
+                                    .map_err(|panic| {
+                                        Error::Lost(format!(
+                                            "{}: the loader's worker panicked on it: {}",
+                                            item.name,
+                                            panic_message(&*panic)
+                                        ))
+                                    })?
+                            }
+                        };
+                        Ok(Done {
+                            name: item.name,
+                            label: item.label,
+                            result,
+                        })
                     });
-                    if results.send((seq, done)).is_err() {
+                    if results.send(Message::Done(seq, done)).is_err() {
                         return;
                     }
                 }
@@ -177,6 +238,7 @@ impl Loader {
             tokens: tokens_tx,
             pending: BTreeMap::new(),
             next: 0,
+            total: None,
             skipped: Vec::new(),
             loaded: 0,
             finished: false,
@@ -193,7 +255,8 @@ impl Loader {
         self.loaded
     }
 
-    /// The next result in dataset order, `None` at the end.
+    /// The next result in dataset order, `None` at the end, an error when the threads
+    /// stopped before it.
     fn next_done(&mut self) -> Option<Result<Done>> {
         loop {
             if let Some(done) = self.pending.remove(&self.next) {
@@ -202,13 +265,39 @@ impl Loader {
                 let _ = self.tokens.try_send(());
                 return Some(done);
             }
+            if self.total == Some(self.next) {
+                return None;
+            }
             match self.results.recv() {
-                Ok((seq, done)) => {
+                Ok(Message::Done(seq, done)) => {
                     self.pending.insert(seq, done);
                 }
-                Err(_) => return None,
+                Ok(Message::End(total)) => self.total = Some(total),
+                // Every thread is gone and the image at `next` never came.
+                Err(_) => return Some(Err(self.lost())),
             }
         }
+    }
+
+    /// What a loader whose threads all stopped early failed to deliver.
+    fn lost(&self) -> Error {
+        let after = match self.next {
+            0 => "before the first image".to_string(),
+            n => format!("after {n} images"),
+        };
+        Error::Lost(match self.total {
+            Some(total) => format!(
+                "the loader's workers stopped {after}: images {} to {} of {total} (dataset \
+                 order, from 0) were lost",
+                self.next,
+                total - 1
+            ),
+            None => format!(
+                "the loader's reader stopped {after}, before the end of the dataset (a panic \
+                 in the dataset's iterator): the batch being built and the rest of the \
+                 dataset were lost"
+            ),
+        })
     }
 
     fn stack(&self, data: Vec<f32>, shape: [usize; 3], n: usize) -> Result<Tensor> {
@@ -279,5 +368,147 @@ impl Iterator for Loader {
                 names,
             })
         }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::time::{Duration, Instant};
+
+    use anyhow::Context as _;
+
+    use super::*;
+
+    /// `n` items named by their position, counting how many the loader has pulled.
+    fn counted(
+        n: usize,
+        pulled: Arc<AtomicUsize>,
+    ) -> Box<dyn Iterator<Item = Result<Item>> + Send> {
+        Box::new((0..n).map(move |i| {
+            pulled.fetch_add(1, Ordering::SeqCst);
+            Ok(Item {
+                name: i.to_string(),
+                bytes: Ok(Vec::new()),
+                label: i as u32,
+            })
+        }))
+    }
+
+    /// An image of one value, its position, after `delay(position)`.
+    fn work(delay: fn(usize) -> u64) -> Arc<Work> {
+        Arc::new(move |_: &[u8], name: &str| {
+            let i: usize = name.parse().map_err(|_| Error::Config(name.into()))?;
+            std::thread::sleep(Duration::from_millis(delay(i)));
+            Ok((vec![i as f32], [1, 1, 1]))
+        })
+    }
+
+    fn config(batch_size: usize, workers: usize, prefetch: usize) -> LoaderConfig {
+        LoaderConfig {
+            batch_size,
+            workers,
+            prefetch,
+            skip_unreadable: false,
+            views: Views::CenterCrop,
+        }
+    }
+
+    /// Waits until `pulled` reaches `at_least`, then a little longer for any overshoot.
+    fn settle(pulled: &AtomicUsize, at_least: usize) -> usize {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while pulled.load(Ordering::SeqCst) < at_least && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        std::thread::sleep(Duration::from_millis(100));
+        pulled.load(Ordering::SeqCst)
+    }
+
+    #[test]
+    fn no_more_than_prefetch_images_are_read_ahead() -> anyhow::Result<()> {
+        let pulled = Arc::new(AtomicUsize::new(0));
+        let items = counted(100, Arc::clone(&pulled));
+        let mut loader = Loader::start(items, work(|_| 0), config(4, 3, 6))?;
+        assert_eq!(settle(&pulled, 6), 6);
+        // Consuming a batch of four frees four places.
+        let batch = loader.next().context("a batch")??;
+        assert_eq!(batch.names.len(), 4);
+        assert_eq!(settle(&pulled, 10), 10);
+        assert_eq!(
+            loader
+                .map(|b| b.map(|b| b.names.len()))
+                .sum::<Result<usize>>()?,
+            96
+        );
+        Ok(())
+    }
+
+    #[test]
+    fn batches_keep_dataset_order_whatever_order_the_workers_finish_in() -> anyhow::Result<()> {
+        let pulled = Arc::new(AtomicUsize::new(0));
+        let items = counted(23, pulled);
+        // Later images often finish first.
+        let loader = Loader::start(items, work(|i| (7 - i as u64 % 8) * 2), config(5, 4, 9))?;
+        let (mut names, mut values, mut sizes) = (Vec::new(), Vec::new(), Vec::new());
+        for batch in loader {
+            let batch = batch?;
+            sizes.push(batch.names.len());
+            assert_eq!(batch.labels.to_vec1::<u32>()?.len(), batch.names.len());
+            values.extend(batch.images.flatten_all()?.to_vec1::<f32>()?);
+            names.extend(batch.names);
+        }
+        let expected: Vec<String> = (0..23).map(|i| i.to_string()).collect();
+        assert_eq!(names, expected);
+        assert_eq!(values, (0..23).map(|i| i as f32).collect::<Vec<_>>());
+        assert_eq!(sizes, [5, 5, 5, 5, 3]);
+        Ok(())
+    }
+
+    #[test]
+    fn a_worker_panic_is_an_error_naming_the_image_even_when_skipping() -> anyhow::Result<()> {
+        for skip_unreadable in [false, true] {
+            let panicky: Arc<Work> = Arc::new(|_: &[u8], name: &str| {
+                assert_ne!(name, "5", "a bug in the transform");
+                Ok((vec![0.0], [1, 1, 1]))
+            });
+            let pulled = Arc::new(AtomicUsize::new(0));
+            let config = LoaderConfig {
+                skip_unreadable,
+                ..config(2, 2, 4)
+            };
+            let results: Vec<_> = Loader::start(counted(9, pulled), panicky, config)?.collect();
+            // Two whole batches, then the error; nothing after it.
+            assert_eq!(results.len(), 3, "skip {skip_unreadable}");
+            assert!(results[..2].iter().all(Result::is_ok));
+            let e = results[2].as_ref().err().context("an error")?.to_string();
+            assert!(
+                e.starts_with("5: the loader's worker panicked on it: ")
+                    && e.contains("a bug in the transform"),
+                "{e}"
+            );
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn a_reader_that_dies_is_an_error_not_an_early_end() -> anyhow::Result<()> {
+        let items: Box<dyn Iterator<Item = Result<Item>> + Send> =
+            Box::new((0..10).map(|i: usize| {
+                assert!(i < 6, "the dataset's iterator broke");
+                Ok(Item {
+                    name: i.to_string(),
+                    bytes: Ok(Vec::new()),
+                    label: 0,
+                })
+            }));
+        let results: Vec<_> = Loader::start(items, work(|_| 0), config(4, 2, 8))?.collect();
+        assert_eq!(results.len(), 2);
+        assert_eq!(results[0].as_ref().map(|b| b.names.len()).ok(), Some(4));
+        let e = results[1].as_ref().err().context("an error")?.to_string();
+        assert!(
+            e.contains("reader stopped after 6 images, before the end of the dataset"),
+            "{e}"
+        );
+        Ok(())
     }
 }

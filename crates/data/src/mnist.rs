@@ -284,8 +284,8 @@ impl FashionMnist {
 
     fn from_parquet_files(train: &Path, test: &Path) -> Result<Dataset> {
         Ok(Dataset {
-            train: crate::parquet::grey_split(train, "image", "label", 10)?,
-            test: crate::parquet::grey_split(test, "image", "label", 10)?,
+            train: crate::parquet::grey_split(train, ("image", "label"), 10, (28, 28))?,
+            test: crate::parquet::grey_split(test, ("image", "label"), 10, (28, 28))?,
         })
     }
 }

@@ -140,25 +140,36 @@ impl Iterator for ImageRows {
     }
 }
 
-/// A greyscale split (MNIST, Fashion-MNIST as the hub stores them: PNG images).
-pub(crate) fn grey_split(path: &Path, image: &str, label: &str, classes: u8) -> Result<Split> {
-    let rows = ImageRows::open(path, image, &[label])?;
-    let (mut images, mut labels, mut size) = (Vec::new(), Vec::new(), None);
-    for row in rows {
+/// A greyscale split (MNIST, Fashion-MNIST as the hub stores them: PNG images), every
+/// image `rows × cols`.
+pub(crate) fn grey_split(
+    path: &Path,
+    (image, label): (&str, &str),
+    classes: u8,
+    (rows, cols): (usize, usize),
+) -> Result<Split> {
+    let (mut images, mut labels) = (Vec::new(), Vec::new());
+    for row in ImageRows::open(path, image, &[label])? {
         let row = row?;
         let origin = format!("{} row {}", path.display(), row.row);
         let img = decode(&row.bytes, &origin)?;
-        let dims = (img.height(), img.width());
-        if *size.get_or_insert(dims) != dims {
+        if (img.height(), img.width()) != (rows, cols) {
             return Err(Error::format(
                 path,
-                format!("row {}: image {dims:?} differs", row.row),
+                format!(
+                    "row {}: image is {}x{}, not {cols}x{rows}",
+                    row.row,
+                    img.width(),
+                    img.height()
+                ),
             ));
         }
         images.extend(img.pixels().chunks_exact(3).map(|p| p[0]));
         labels.push(label_in(path, row.row, row.labels[0], classes)?);
     }
-    let (rows, cols) = size.ok_or_else(|| Error::format(path, "no rows"))?;
+    if labels.is_empty() {
+        return Err(Error::format(path, "no rows"));
+    }
     Ok(Split {
         count: labels.len(),
         images,

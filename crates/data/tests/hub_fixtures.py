@@ -7,7 +7,9 @@ pyarrow as `datasets` does. A few rows each, so the files stay small:
 - Fashion-MNIST: the first 5 training and 3 test images of the real dataset
   (Debian `dataset-fashion-mnist`, /usr/share/datasets/fashion-mnist);
 - CIFAR: 32x32 thumbnails of the fixture photographs (CIFAR itself is not available here),
-  with made-up labels.
+  with made-up labels;
+- broken/: files with the right columns and a bad row each (a label out of range, an image
+  of the wrong size, bytes that are no image), for the loaders' bad-file tests.
 
     /work/venv/bin/python crates/data/tests/hub_fixtures.py
 """
@@ -68,7 +70,32 @@ def main():
     })
     # The planar bytes the Rust test expects from the CIFAR fixtures.
     np.stack([t.transpose(2, 0, 1) for t in thumbs]).tofile(OUT / "cifar_thumbnails_chw.u8")
+    write_broken(idx(fm / "t10k-images-idx3-ubyte.gz")[:2], thumbs[:2])
     print("wrote", OUT)
+
+
+def write_broken(digits, thumbs):
+    """Two rows each, the second one bad (the first one good, so that the error must name
+    the row)."""
+    broken = OUT / "broken"
+    grey = lambda arrays, labels: {
+        "image": pa.array([{"bytes": png(a), "path": None} for a in arrays], type=IMAGE),
+        "label": pa.array(labels, type=pa.int64()),
+    }
+    write(broken / "fashion_mnist_label10.parquet", grey(digits, [9, 10]))
+    write(broken / "fashion_mnist_32x32.parquet", grey([digits[0], np.zeros((32, 32), np.uint8)], [9, 2]))
+    rgb = lambda images, labels: {
+        "img": pa.array([{"bytes": b, "path": None} for b in images], type=IMAGE),
+        "label": pa.array(labels, type=pa.int64()),
+    }
+    big = np.asarray(Image.fromarray(thumbs[1]).resize((64, 64), Image.Resampling.NEAREST))
+    write(broken / "cifar10_64x64.parquet", rgb([png(thumbs[0]), png(big)], [3, 1]))
+    write(broken / "cifar10_label10.parquet", rgb([png(t) for t in thumbs], [3, 10]))
+    write(broken / "cifar10_not_an_image.parquet", rgb([png(thumbs[0]), b"GIF89a, not a PNG"], [3, 1]))
+    write(broken / "imagenet_label1000.parquet", {
+        "image": pa.array([{"bytes": png(t), "path": None} for t in thumbs], type=IMAGE),
+        "label": pa.array([281, 1000], type=pa.int64()),
+    })
 
 
 if __name__ == "__main__":

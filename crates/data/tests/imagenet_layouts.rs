@@ -59,6 +59,7 @@ fn build(root: &Path) -> Result<()> {
         let bytes = photo(photo_name)?;
         write(&root.join("folders").join(synset).join(val), &bytes);
         write(&root.join("flat").join(val), &bytes);
+        write(&root.join(KAGGLE_VAL).join(val), &bytes);
     }
     let gt: String = rows
         .iter()
@@ -87,8 +88,14 @@ fn build(root: &Path) -> Result<()> {
         csv += &format!("{id},{synset} 10 20 110 220 {synset} 5 5 50 50 \n");
     }
     write(&root.join("LOC_val_solution.csv"), csv.as_bytes());
+    // The Kaggle download as users have it: the CSV at its top, beside `ILSVRC/`.
+    write(&root.join("kaggle/LOC_val_solution.csv"), csv.as_bytes());
     Ok(())
 }
+
+/// The validation folder of the Kaggle download (`imagenet-object-localization-challenge`)
+/// under `build`'s root.
+const KAGGLE_VAL: &str = "kaggle/ILSVRC/Data/CLS-LOC/val";
 
 /// Every image of a layout through the parallel loader: validation file name -> (label,
 /// floats).
@@ -149,6 +156,14 @@ fn every_layout_gives_the_same_batches() -> Result<()> {
             )?,
         ),
         (
+            "devkit (ILSVRC2012 ids)",
+            ImageNetVal::devkit(
+                &root.join("flat"),
+                &root.join("devkit/ground_truth_ilsvrc2012.txt"),
+                &DevkitIds::ilsvrc2012(),
+            )?,
+        ),
+        (
             "kaggle",
             ImageNetVal::kaggle(&root.join("flat"), &root.join("LOC_val_solution.csv"))?,
         ),
@@ -161,6 +176,10 @@ fn every_layout_gives_the_same_batches() -> Result<()> {
             ImageNetVal::detect(&root.join("folders"))?,
         ),
         ("detected kaggle", ImageNetVal::detect(&root.join("flat"))?),
+        (
+            "detected kaggle download",
+            ImageNetVal::detect(&root.join(KAGGLE_VAL))?,
+        ),
     ];
     let expected: BTreeMap<String, u32> = rows.iter().map(|r| (r.1.clone(), r.3)).collect();
     let reference = load_all(&layouts[0].1, &names)?;
@@ -356,6 +375,20 @@ fn broken_label_files_are_named() -> Result<()> {
     let cifar = fixtures().join("hub/cifar10/plain_text/test-00000-of-00001.parquet");
     let e = ImageNetVal::parquet(&[cifar]).unwrap_err().to_string();
     assert!(e.contains("no column `image`"), "{e}");
+    // A label outside the 1000 classes: the loader names the shard and the row, and does not
+    // skip it as an unreadable image.
+    let shard = fixtures().join("hub/broken/imagenet_label1000.parquet");
+    let val = ImageNetVal::parquet(std::slice::from_ref(&shard))?;
+    for skip in [false, true] {
+        let (error, _, loaded) = first_error(&val, skip)?;
+        let error = error.context("an error")?;
+        assert!(
+            error.contains(&shard.display().to_string())
+                && error.contains("row 1: label 1000 not in 0..1000"),
+            "{error}"
+        );
+        assert_eq!(loaded, 0);
+    }
     let e = ImageNetVal::detect(&scratch("imagenet-empty"))
         .unwrap_err()
         .to_string();

@@ -224,7 +224,7 @@ def main():
         "generator": "crates/data/tests/pillow_reference.py",
         "versions": {
             "pillow": PIL.__version__,
-            "libjpeg_turbo": PIL.features.version("jpg"),
+            "libjpeg_turbo": PIL.features.version("libjpeg_turbo"),
             "torch": torch.__version__,
             "torchvision": torchvision.__version__,
             "timm": timm.__version__,

@@ -3,6 +3,8 @@
 
 mod common;
 
+use std::path::Path;
+
 use anyhow::Result;
 use common::{fixtures, scratch, write};
 use convnets_data::cifar::{Cifar, IMAGE_BYTES};
@@ -99,7 +101,7 @@ fn fashion_mnist_from_a_hub_cache() -> Result<()> {
     // Not cached: an error naming the repository and the file.
     let empty = scratch("hub-empty");
     let e = dataset_files(
-        &HubCache::new(&empty),
+        &unreachable_hub(&empty),
         "zalando-datasets/fashion_mnist",
         &["x.parquet"],
     )
@@ -109,6 +111,72 @@ fn fashion_mnist_from_a_hub_cache() -> Result<()> {
         e.contains("zalando-datasets/fashion_mnist/x.parquet"),
         "{e}"
     );
+    Ok(())
+}
+
+/// A cache whose downloads (with the `hub` feature, which the workspace's build enables)
+/// go to a closed local port and fail at once, instead of to huggingface.co.
+fn unreachable_hub(cache: &Path) -> HubCache {
+    HubCache::new(cache).with_endpoint("http://127.0.0.1:9")
+}
+
+/// Files the way huggingface_hub caches them: `refs/main` names the snapshot.
+fn cache_dataset(cache: &Path, repo: &str, files: &[(&str, &Path)]) -> Result<()> {
+    let repo = cache.join(format!("datasets--{}", repo.replace('/', "--")));
+    let commit = "89abcdef0123456789abcdef0123456789abcdef";
+    write(&repo.join("refs/main"), commit.as_bytes());
+    for (name, source) in files {
+        write(
+            &repo.join("snapshots").join(commit).join(name),
+            &std::fs::read(source)?,
+        );
+    }
+    Ok(())
+}
+
+#[test]
+fn cifar_from_a_hub_cache_or_an_error_saying_what_to_fetch() -> Result<()> {
+    let cache = scratch("hub-cache-cifar");
+    for cifar in [Cifar::Ten, Cifar::Hundred] {
+        let (repo, file) = cifar.hub_file(false);
+        let local = fixtures().join("hub").join(match cifar {
+            Cifar::Ten => "cifar10",
+            Cifar::Hundred => "cifar100",
+        });
+        cache_dataset(&cache, repo, &[(file, &local.join(file))])?;
+        let cached = cifar.from_hub(&unreachable_hub(&cache), false)?;
+        let direct = cifar.from_parquet_dir(&local, false)?;
+        assert_eq!(cached.len(), 4);
+        assert_eq!(
+            (cached.images, cached.labels, cached.coarse_labels),
+            (direct.images, direct.labels, direct.coarse_labels)
+        );
+        // The explicit path: a snapshot folder, or the file itself.
+        assert_eq!(cifar.resolve(Some(&local), false)?.len(), 4);
+        assert_eq!(cifar.resolve(Some(&local.join(file)), false)?.len(), 4);
+
+        // The training split is not cached: what is missing, and where it goes.
+        let (repo, file) = cifar.hub_file(true);
+        let e = cifar
+            .from_hub(&unreachable_hub(&cache), true)
+            .unwrap_err()
+            .to_string();
+        for needle in [
+            &format!("{} training split", cifar.name()),
+            &format!("{repo}/{file}"),
+            &format!("huggingface-cli download --repo-type dataset {repo} {file}"),
+            &cache.display().to_string(),
+            "binary distribution",
+        ] {
+            assert!(e.contains(needle), "`{needle}` not in: {e}");
+        }
+    }
+    // An explicit folder without the hub's file is read as the binary distribution.
+    let e = Cifar::Ten
+        .resolve(Some(&scratch("cifar-empty")), false)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("no test_batch.bin"), "{e}");
     Ok(())
 }
 
@@ -317,5 +385,74 @@ fn cifar_binary_batches() -> Result<()> {
         e.contains("test_batch.bin") && e.contains("not a readable parquet file"),
         "{e}"
     );
+    Ok(())
+}
+
+/// A file of `fixtures/hub/broken` (written by `hub_fixtures.py`): two rows, the second bad.
+fn broken(name: &str) -> std::path::PathBuf {
+    fixtures().join("hub/broken").join(name)
+}
+
+#[test]
+fn fashion_mnist_parquet_files_with_a_bad_file_or_row_are_named() -> Result<()> {
+    let dir = scratch("fashion-parquet");
+    let good = std::fs::read(fixtures().join("hub/fashion_mnist/train-00000-of-00001.parquet"))?;
+    let train = dir.join("fashion_mnist/train-00000-of-00001.parquet");
+    write(
+        &dir.join("fashion_mnist/test-00000-of-00001.parquet"),
+        &std::fs::read(fixtures().join("hub/fashion_mnist/test-00000-of-00001.parquet"))?,
+    );
+    let cifar =
+        std::fs::read(fixtures().join("hub/cifar10/plain_text/test-00000-of-00001.parquet"))?;
+    let cases: [(&str, Vec<u8>, &str); 4] = [
+        (
+            "truncated",
+            good[..good.len() / 2].to_vec(),
+            "not a readable parquet file",
+        ),
+        ("CIFAR's columns", cifar, "no column `image`"),
+        (
+            "label 10",
+            std::fs::read(broken("fashion_mnist_label10.parquet"))?,
+            "row 1: label 10 not in 0..10",
+        ),
+        (
+            "32x32",
+            std::fs::read(broken("fashion_mnist_32x32.parquet"))?,
+            "row 1: image is 32x32, not 28x28",
+        ),
+    ];
+    for (case, bytes, want) in cases {
+        write(&train, &bytes);
+        let e = FashionMnist::from_parquet_dir(&dir)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains(&train.display().to_string()) && e.contains(want),
+            "{case}: {e}"
+        );
+    }
+    write(&train, &good);
+    assert_eq!(FashionMnist::from_parquet_dir(&dir)?.train.count, 5);
+    Ok(())
+}
+
+#[test]
+fn cifar_parquet_rows_that_are_not_cifar_are_named() -> Result<()> {
+    for (file, want) in [
+        ("cifar10_64x64.parquet", "row 1: image is 64x64, not 32x32"),
+        ("cifar10_label10.parquet", "row 1: label 10 not in 0..10"),
+        (
+            "cifar10_not_an_image.parquet",
+            " row 1: cannot decode image",
+        ),
+    ] {
+        let path = broken(file);
+        let e = Cifar::Ten.read_parquet(&path).unwrap_err().to_string();
+        assert!(
+            e.contains(&path.display().to_string()) && e.contains(want),
+            "{file}: {e}"
+        );
+    }
     Ok(())
 }

@@ -10,7 +10,7 @@ use candle_nn::ops::softmax_last_dim;
 use convnets::Model;
 use convnets::core::spec::{EvalTransform, Resize, WeightSpec};
 use convnets::data::imagenet::ImageNetVal;
-use convnets::data::loader::{Loader, LoaderConfig};
+use convnets::data::loader::{Loader, LoaderConfig, Skipped};
 use convnets::data::mnist::Mnist;
 use convnets::data::{Transform, Views};
 use convnets_train::metrics::TopK;
@@ -19,10 +19,12 @@ use indicatif::{ProgressBar, ProgressStyle};
 use super::options::Protocol;
 
 /// What an evaluation measured.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct Measured {
     pub accuracy: TopK,
     pub seconds: f64,
+    /// The images left out as unreadable (`--skip-unreadable`), not in `accuracy`.
+    pub skipped: Vec<Skipped>,
 }
 
 impl Measured {
@@ -37,6 +39,8 @@ pub struct Run<'a> {
     pub device: &'a Device,
     pub batch_size: usize,
     pub workers: usize,
+    /// Leave unreadable images out (listed in [`Measured::skipped`]) instead of failing.
+    pub skip_unreadable: bool,
 }
 
 fn progress(len: usize, what: &str) -> ProgressBar {
@@ -60,7 +64,7 @@ pub fn imagenet(
 ) -> Result<Measured> {
     let start = Instant::now();
     let bar = progress(val.len(), spec.id);
-    let accuracy = match protocol {
+    let (accuracy, skipped) = match protocol {
         Protocol::Single | Protocol::TenCrop => {
             let views = if protocol == Protocol::Single {
                 Views::CenterCrop
@@ -68,7 +72,8 @@ pub fn imagenet(
                 Views::TenCrop
             };
             let mut accuracy = TopK::default();
-            for batch in loader(val, spec.transform, views, run.batch_size, run.workers)? {
+            let mut batches = loader(val, spec.transform, views, run.batch_size, run)?;
+            for batch in batches.by_ref() {
                 let batch = batch?;
                 let scores = match views {
                     Views::TenCrop => ten_crop_scores(model, &batch.images, run.device)?,
@@ -77,7 +82,7 @@ pub fn imagenet(
                 accuracy.update(&scores, &batch.labels)?;
                 bar.inc(batch.names.len() as u64);
             }
-            accuracy
+            (accuracy, batches.skipped().to_vec())
         }
         Protocol::MultiScale => multi_scale(model, spec, val, scales, run, &bar)?,
     };
@@ -86,6 +91,7 @@ pub fn imagenet(
     Ok(Measured {
         accuracy,
         seconds: start.elapsed().as_secs_f64(),
+        skipped,
     })
 }
 
@@ -94,13 +100,13 @@ fn loader(
     transform: EvalTransform,
     views: Views,
     batch_size: usize,
-    workers: usize,
+    run: Run<'_>,
 ) -> Result<Loader> {
     let config = LoaderConfig {
         batch_size,
-        workers,
-        prefetch: (4 * batch_size).max(2 * workers),
-        skip_unreadable: false,
+        workers: run.workers,
+        prefetch: (4 * batch_size).max(2 * run.workers),
+        skip_unreadable: run.skip_unreadable,
         views,
     };
     Ok(Loader::new(
@@ -124,7 +130,8 @@ fn ten_crop_scores(model: &Model, images: &Tensor, device: &Device) -> Result<Te
 
 /// Dense evaluation at each shorter side in `scales`, of the image and its mirror image: the
 /// softmax of each pass's spatially averaged class scores, averaged over the passes
-/// (Simonyan & Zisserman 2015 §3.2; He et al. 2015 §3.4).
+/// (Simonyan & Zisserman 2015 §3.2; He et al. 2015 §3.4). An unreadable image is
+/// unreadable at every scale: the passes skip the same images.
 fn multi_scale(
     model: &Model,
     spec: &WeightSpec,
@@ -132,7 +139,7 @@ fn multi_scale(
     scales: &[usize],
     run: Run<'_>,
     bar: &ProgressBar,
-) -> Result<TopK> {
+) -> Result<(TopK, Vec<Skipped>)> {
     ensure!(
         !scales.is_empty(),
         "multi-scale evaluation needs at least one scale"
@@ -140,13 +147,15 @@ fn multi_scale(
     bar.set_length((val.len() * scales.len()) as u64);
     let mut sums: Vec<Tensor> = Vec::with_capacity(val.len());
     let mut labels: Vec<u32> = Vec::with_capacity(val.len());
+    let mut skipped = Vec::new();
     for (pass, &q) in scales.iter().enumerate() {
         let transform = EvalTransform {
             resize: Resize::ShorterSide(q),
             ..spec.transform
         };
         // Whole images differ in shape: one per batch.
-        for (i, batch) in loader(val, transform, Views::Full, 1, run.workers)?.enumerate() {
+        let mut batches = loader(val, transform, Views::Full, 1, run)?;
+        for (i, batch) in batches.by_ref().enumerate() {
             let batch = batch?;
             let x = batch.images.to_device(run.device)?;
             let both = Tensor::cat(&[&x, &x.flip(&[3])?], 0)?;
@@ -162,6 +171,14 @@ fn multi_scale(
             }
             bar.inc(1);
         }
+        if pass == 0 {
+            skipped = batches.skipped().to_vec();
+        } else {
+            ensure!(
+                batches.skipped() == skipped.as_slice(),
+                "the passes skipped different images"
+            );
+        }
     }
     let n = labels.len();
     let mut accuracy = TopK::default();
@@ -169,7 +186,7 @@ fn multi_scale(
         &Tensor::cat(&sums, 0)?,
         &Tensor::from_vec(labels, n, &Device::Cpu)?,
     )?;
-    Ok(accuracy)
+    Ok((accuracy, skipped))
 }
 
 /// The shipped MNIST test set (or `limit` digits spread evenly over it), in the paper's
@@ -200,5 +217,6 @@ pub fn mnist(model: &Model, id: &str, limit: Option<usize>, run: Run<'_>) -> Res
     Ok(Measured {
         accuracy,
         seconds: start.elapsed().as_secs_f64(),
+        skipped: Vec::new(),
     })
 }

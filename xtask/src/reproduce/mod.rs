@@ -23,7 +23,7 @@ use convnets::{Dataset, Family, Fetched, Fetcher, Model, Structure, architecture
 
 use evaluate::{Measured, Run};
 use options::{Options, Protocol, USAGE};
-use report::{Kind, Reference, Report, Row, RunInfo};
+use report::{Kind, Reference, Report, Row, RunInfo, Skipped};
 
 /// The workspace root (the weights of `WeightSource::Repository` rows are under it).
 fn workspace_root() -> PathBuf {
@@ -59,6 +59,7 @@ pub fn run(args: &[String]) -> Result<()> {
         device: &device,
         batch_size: opts.batch_size,
         workers,
+        skip_unreadable: opts.skip_unreadable,
     };
     let mut rows = Vec::new();
     for family in Family::ALL {
@@ -244,8 +245,9 @@ fn imagenet(opts: &Options) -> Result<(PathBuf, ImageNetVal)> {
              none was given: pass --imagenet DIR or set IMAGENET_DIR, DIR being\n  \
              - class folders: DIR/n01440764/ILSVRC2012_val_00000293.JPEG, ... (as torchvision's \
              ImageFolder reads them);\n  \
-             - the Kaggle download: the flat folder ILSVRC/Data/CLS-LOC/val with \
-             LOC_val_solution.csv in it or beside it;\n  \
+             - the Kaggle download: the flat folder ILSVRC/Data/CLS-LOC/val, with \
+             LOC_val_solution.csv in it or up to four folders above (the download's top), or \
+             named by --ground-truth;\n  \
              - Hugging Face `imagenet-1k` parquet shards: DIR/validation-*.parquet or \
              DIR/data/validation-*.parquet;\n  \
              - the official flat folder ILSVRC2012_img_val, with --ground-truth \
@@ -256,6 +258,13 @@ fn imagenet(opts: &Options) -> Result<(PathBuf, ImageNetVal)> {
         );
     };
     let val = match &opts.ground_truth {
+        Some(csv)
+            if csv
+                .extension()
+                .is_some_and(|e| e.eq_ignore_ascii_case("csv")) =>
+        {
+            ImageNetVal::kaggle(dir, csv)
+        }
         Some(gt) => ImageNetVal::devkit(dir, gt, &DevkitIds::ilsvrc2012()),
         None => ImageNetVal::detect(dir),
     }
@@ -397,7 +406,16 @@ fn measure(
         ran.describe(),
     );
     row.images = Some(acc.n as usize);
+    // An image skipped as unreadable makes the run partial.
     row.partial = (acc.n as usize) < dataset.images();
+    row.skipped = measured
+        .skipped
+        .iter()
+        .map(|s| Skipped {
+            name: s.name.clone(),
+            reason: s.reason.clone(),
+        })
+        .collect();
     row.top1 = Some(acc.top1_pct());
     row.top5 = Some(acc.top5_pct());
     row.params = Some(structure.params);
@@ -413,12 +431,16 @@ fn measure(
         row.compare_with(reference);
     }
     eprintln!(
-        "{}: top-1 {:.3}, top-5 {:.3} on {} images ({:.1} images/s)",
+        "{}: top-1 {:.3}, top-5 {:.3} on {} images ({:.1} images/s){}",
         spec.id,
         acc.top1_pct(),
         acc.top5_pct(),
         acc.n,
-        measured.images_per_sec()
+        measured.images_per_sec(),
+        match row.skipped.len() {
+            0 => String::new(),
+            n => format!(", {n} unreadable skipped"),
+        }
     );
     Ok(row)
 }
@@ -514,6 +536,7 @@ mod tests {
             device: &device,
             batch_size: 1000,
             workers: 1,
+            skip_unreadable: false,
         };
         // Claimed 99.0 %: an untrained network is far below, and the run is complete.
         let spec = untrained_lenet(&dir, 99.0)?;
@@ -562,6 +585,52 @@ mod tests {
         assert!(report(vec![honest]).regressions(0.0).is_empty());
         let _ = std::fs::remove_dir_all(&dir);
         Ok(())
+    }
+
+    #[test]
+    fn ground_truth_is_the_devkit_file_or_a_kaggle_csv() -> Result<()> {
+        let dir = std::env::temp_dir().join(format!("convnets-xtask-gt-{}", std::process::id()));
+        let flat = dir.join("val");
+        std::fs::create_dir_all(&flat)?;
+        for n in 1..=2 {
+            std::fs::write(flat.join(format!("ILSVRC2012_val_{n:08}.JPEG")), b"")?;
+        }
+        let csv = dir.join("elsewhere/LOC_val_solution.csv");
+        std::fs::create_dir_all(csv.parent().context("parent")?)?;
+        std::fs::write(
+            &csv,
+            "ImageId,PredictionString\n\
+             ILSVRC2012_val_00000002,n01440764 1 2 3 4\n\
+             ILSVRC2012_val_00000001,n15075141 1 2 3 4\n",
+        )?;
+        // The devkit's ids of kit fox (1) and dumbbell (1000).
+        let gt = dir.join("ILSVRC2012_validation_ground_truth.txt");
+        std::fs::write(&gt, "1\n1000\n")?;
+        let labels = |gt: &Path| -> Result<Vec<u32>> {
+            let args = ["resnet", "--imagenet", path_str(&flat)?, "--ground-truth"];
+            let mut args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+            args.push(path_str(gt)?.to_string());
+            let opts = Options::parse(&args)?.context("options")?;
+            let (_, val) = imagenet(&opts)?;
+            Ok(val
+                .items()
+                .map(|i| i.map(|i| i.label))
+                .collect::<Result<_, _>>()?)
+        };
+        let index = |synset| {
+            convnets::data::imagenet::CLASSES
+                .index_of(synset)
+                .map_or(u32::MAX, |i| i as u32)
+        };
+        // In file order, whatever the CSV's order.
+        assert_eq!(labels(&csv)?, [index("n15075141"), index("n01440764")]);
+        assert_eq!(labels(&gt)?, [index("n02119789"), index("n03255030")]);
+        let _ = std::fs::remove_dir_all(&dir);
+        Ok(())
+    }
+
+    fn path_str(p: &Path) -> Result<&str> {
+        p.to_str().context("a UTF-8 path")
     }
 
     #[test]

@@ -15,11 +15,13 @@ published numbers: its own (torchvision's, timm's) and its paper's.
 
 options:
   --imagenet DIR        ILSVRC-2012 validation images (default: $IMAGENET_DIR): class
-                        folders (DIR/n01440764/*.JPEG), the Kaggle download (a flat
-                        folder with LOC_val_solution.csv in or beside it), or Hugging
-                        Face parquet shards (DIR[/data]/validation-*.parquet)
-  --ground-truth FILE   with a flat folder of the official tar: the devkit's
-                        ILSVRC2012_validation_ground_truth.txt
+                        folders (DIR/n01440764/*.JPEG), the Kaggle download
+                        (ILSVRC/Data/CLS-LOC/val, LOC_val_solution.csv found in it or up
+                        to four folders above), or Hugging Face parquet shards
+                        (DIR[/data]/validation-*.parquet)
+  --ground-truth FILE   the labels of a flat folder: the devkit's
+                        ILSVRC2012_validation_ground_truth.txt (the official tar), or
+                        Kaggle's LOC_val_solution.csv wherever it is (a .csv file)
   --protocol P          single (default): one centre crop, the weights' transform;
                         ten-crop: corners and centre, and mirrored (Krizhevsky 2012);
                         multi-scale: dense evaluation over several shorter sides and
@@ -27,6 +29,9 @@ options:
   --scales A,B,...      multi-scale: the shorter sides (default: the paper's)
   --limit N             evaluate N images spread evenly over the set; the table says
                         the run is partial
+  --skip-unreadable     leave out images that cannot be read or decoded instead of
+                        failing; the table counts them and the JSON lists them with the
+                        reason (the run is then partial)
   --batch-size N        images per batch (default 32)
   --threads N           CPU threads for decoding and compute (default: all)
   --device D            cpu (default), cuda or cuda:N (built with --features cuda)
@@ -67,6 +72,7 @@ pub struct Options {
     pub protocol: Protocol,
     pub scales: Option<Vec<usize>>,
     pub limit: Option<usize>,
+    pub skip_unreadable: bool,
     pub batch_size: usize,
     pub threads: Option<usize>,
     pub device: String,
@@ -105,6 +111,7 @@ impl Options {
             protocol: Protocol::Single,
             scales: None,
             limit: None,
+            skip_unreadable: false,
             batch_size: 32,
             threads: None,
             device: "cpu".into(),
@@ -141,6 +148,7 @@ impl Options {
                 Long("limit") => {
                     o.limit = Some(positive(&value(&mut parser, "limit")?, "--limit")?)
                 }
+                Long("skip-unreadable") => o.skip_unreadable = true,
                 Long("batch-size") => {
                     o.batch_size = positive(&value(&mut parser, "batch-size")?, "--batch-size")?
                 }
@@ -192,6 +200,7 @@ mod tests {
             "--limit",
             "100",
             "--offline",
+            "--skip-unreadable",
             "--tolerance",
             "0",
         ])?
@@ -201,6 +210,8 @@ mod tests {
         assert_eq!(o.protocol, Protocol::MultiScale);
         assert_eq!(o.scales, Some(vec![224, 256]));
         assert_eq!((o.limit, o.offline, o.tolerance), (Some(100), true, 0.0));
+        assert!(o.skip_unreadable);
+        assert!(!parse(&["resnet"])?.context("options")?.skip_unreadable);
         assert_eq!(parse(&["--help"])?, None);
         Ok(())
     }

@@ -27,6 +27,16 @@ pub struct Reference {
     pub own: bool,
 }
 
+/// An image a measured row leaves out because it could not be read or decoded
+/// (`--skip-unreadable`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Skipped {
+    /// The file, or the parquet shard and row.
+    pub name: String,
+    /// Why it could not be read.
+    pub reason: String,
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Row {
     pub kind: Kind,
@@ -39,6 +49,8 @@ pub struct Row {
     pub images: Option<usize>,
     /// Fewer images than the whole evaluation set: not comparable with a reference.
     pub partial: bool,
+    /// Images left out as unreadable; `images` does not count them.
+    pub skipped: Vec<Skipped>,
     pub top1: Option<f64>,
     pub top5: Option<f64>,
     pub reference: Option<Reference>,
@@ -68,6 +80,7 @@ impl Row {
             protocol,
             images: None,
             partial: false,
+            skipped: Vec::new(),
             top1: None,
             top5: None,
             reference: None,
@@ -287,6 +300,17 @@ impl Report {
                 row.dataset
             );
         }
+        for row in self.rows.iter().filter(|r| !r.skipped.is_empty()) {
+            let n = row.skipped.len();
+            let _ = writeln!(
+                out,
+                "\n`{}`: {n} skipped: {} left out as unreadable (`--skip-unreadable`); the \
+                 JSON lists {} with the reason.",
+                row.model,
+                if n == 1 { "one image" } else { "images" },
+                if n == 1 { "it" } else { "them" },
+            );
+        }
         out
     }
 
@@ -295,7 +319,7 @@ impl Report {
         let mut out = String::from(
             "kind,model,label,dataset,protocol,images,partial,top1,top5,ref_top1,ref_top5,\
              ref_source,ref_own,delta_top1,delta_top5,params,gflops,input,resize,crop_pct,\
-             interpolation,images_per_sec,sha256\n",
+             interpolation,images_per_sec,sha256,skipped\n",
         );
         for row in &self.rows {
             let r = row.reference.as_ref();
@@ -327,6 +351,7 @@ impl Report {
                 row.interpolation.clone().unwrap_or_default(),
                 num(row.images_per_sec),
                 row.sha256.clone().unwrap_or_default(),
+                row.skipped.len().to_string(),
             ];
             let line: Vec<String> = fields.iter().map(|f| csv_field(f)).collect();
             out.push_str(&line.join(","));
@@ -480,6 +505,10 @@ mod tests {
         let mut worse = measured("b.tv_in1k", 75.9, 50_000, false);
         worse.compare_with(own(76.13));
         let mut partial = measured("c.tv_in1k", 10.0, 5, true);
+        partial.skipped.push(Skipped {
+            name: "val/n01440764/x.JPEG".into(),
+            reason: "truncated".into(),
+        });
         partial.compare_with(own(76.13));
         assert_eq!(partial.delta_top1, None);
         let mut paper_only = measured("d.tv_in1k", 10.0, 50_000, false);
@@ -499,8 +528,18 @@ mod tests {
         assert!(md.contains("| -0.230 |"), "{md}");
         assert!(md.contains("meta, with a / and a, comma"));
         assert!(md.contains("| 5 * |") && md.contains("Partial run: 5 of the"));
+        assert!(
+            md.contains("`c.tv_in1k`: 1 skipped: one image left out"),
+            "{md}"
+        );
+        assert!(!md.contains("`b.tv_in1k`: 0 skipped"));
         let csv = report.csv();
         assert_eq!(csv.lines().count(), 5);
+        let skipped: Vec<_> = csv.lines().map(|l| l.rsplit(',').next()).collect();
+        assert_eq!(
+            skipped,
+            [Some("skipped"), Some("0"), Some("0"), Some("1"), Some("0")]
+        );
         assert!(csv.contains(",\"meta, with a | and a, comma\",true,"));
     }
 

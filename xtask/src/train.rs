@@ -32,7 +32,7 @@ options:
   --epochs N  --batch-size N  --lr X  --seed N  --optimizer sgd|adamw
                              override the recipe
   --out DIR                  output directory  [runs/lenet5_<variant>[_distortions][_fashion]]
-  --resume                   continue the run in --out
+  --resume                   continue the run in --out from its checkpoint
   --device cpu|cuda[:N]      [cpu]
 ";
 

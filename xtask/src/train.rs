@@ -15,7 +15,8 @@ use convnets_data::mnist::{Dataset as MnistData, FashionMnist, Mnist, Split};
 use convnets_lenet::{LeNet5, LeNetConfig};
 use convnets_train::augment::Augment;
 use convnets_train::{
-    Criterion, InMemory, Normalize, OptimizerConfig, Outcome, RunOptions, Schedule, TrainConfig,
+    Criterion, InMemory, Normalize, OptimizerConfig, Outcome, RunOptions, Schedule, StopReason,
+    TrainConfig,
 };
 
 const USAGE: &str = "\
@@ -32,9 +33,16 @@ options:
   --epochs N  --batch-size N  --lr X  --seed N  --optimizer sgd|adamw
                              override the recipe
   --out DIR                  output directory  [runs/lenet5_<variant>[_distortions][_fashion]]
-  --resume                   continue the run in --out
+  --resume                   continue the run in --out from its checkpoint
   --device cpu|cuda[:N]      [cpu]
 ";
+
+/// `--optimizer`: replaces the recipe's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Optimizer {
+    Sgd,
+    AdamW,
+}
 
 /// Parsed options.
 #[derive(Debug, Clone)]
@@ -46,7 +54,9 @@ struct Options {
     epochs: Option<u64>,
     batch_size: Option<usize>,
     lr: Option<f64>,
-    optimizer: Option<String>,
+    /// Stop (with a checkpoint) after this many steps in all; for tests, so not in USAGE.
+    max_steps: Option<u64>,
+    optimizer: Option<Optimizer>,
     seed: u64,
     out: Option<PathBuf>,
     resume: bool,
@@ -62,6 +72,7 @@ fn parse(args: &[String]) -> Result<Options> {
         epochs: None,
         batch_size: None,
         lr: None,
+        max_steps: None,
         optimizer: None,
         seed: 1998,
         out: None,
@@ -83,10 +94,21 @@ fn parse(args: &[String]) -> Result<Options> {
                 other => bail!("unknown dataset `{other}`\n\n{USAGE}"),
             },
             "--fashion-dir" => o.fashion_dir = Some(value()?.into()),
-            "--epochs" => o.epochs = Some(value()?.parse().context("--epochs")?),
-            "--batch-size" => o.batch_size = Some(value()?.parse().context("--batch-size")?),
-            "--lr" => o.lr = Some(value()?.parse().context("--lr")?),
-            "--optimizer" => o.optimizer = Some(value()?.clone()),
+            "--epochs" => o.epochs = Some(positive(arg, value()?)?),
+            "--batch-size" => o.batch_size = Some(positive(arg, value()?)?),
+            "--max-steps" => o.max_steps = Some(positive(arg, value()?)?),
+            "--lr" => {
+                let lr: f64 = value()?.parse().context("--lr")?;
+                if !(lr.is_finite() && lr > 0.0) {
+                    bail!("--lr must be a positive number, not {lr}");
+                }
+                o.lr = Some(lr);
+            }
+            "--optimizer" => match value()?.as_str() {
+                "sgd" => o.optimizer = Some(Optimizer::Sgd),
+                "adamw" => o.optimizer = Some(Optimizer::AdamW),
+                other => bail!("--optimizer must be sgd or adamw, not `{other}`"),
+            },
             "--seed" => o.seed = value()?.parse().context("--seed")?,
             "--out" => o.out = Some(value()?.into()),
             "--resume" => o.resume = true,
@@ -102,6 +124,21 @@ fn parse(args: &[String]) -> Result<Options> {
         bail!("--variant must be classic or modern, not `{}`", o.variant);
     }
     Ok(o)
+}
+
+/// A count that must be at least 1: zero epochs train nothing, and a batch of zero divides
+/// the data into no steps.
+fn positive<T: std::str::FromStr + PartialEq + From<u8>>(option: &str, value: &str) -> Result<T>
+where
+    T::Err: std::error::Error + Send + Sync + 'static,
+{
+    let n: T = value
+        .parse()
+        .with_context(|| format!("{option} takes a whole number, not `{value}`"))?;
+    if n == T::from(0) {
+        bail!("{option} must be at least 1");
+    }
+    Ok(n)
 }
 
 /// The model configuration of a variant.
@@ -196,23 +233,12 @@ fn default_out(o: &Options) -> PathBuf {
         .join(name)
 }
 
-pub fn run(args: &[String]) -> Result<()> {
-    let Some((model, rest)) = args.split_first() else {
-        bail!("which model?\n\n{USAGE}");
-    };
-    if model != "lenet5" {
-        bail!("`cargo xtask train` knows `lenet5`, not `{model}`\n\n{USAGE}");
-    }
-    let o = parse(rest)?;
-    let device = convnets_core::device::parse(&o.device)?;
-    let data = load_data(&o)?;
-    let train_set = lenet_dataset(&data.train)?;
-    let test_set = lenet_dataset(&data.test)?;
-
+/// The variant's [`recipe`] with the options' overrides, for `examples` training images.
+fn train_config(o: &Options, examples: usize) -> TrainConfig {
     let batch = o
         .batch_size
         .unwrap_or(if o.variant == "classic" { 32 } else { 64 });
-    let steps = (data.train.count as u64).div_ceil(batch as u64);
+    let steps = (examples as u64).div_ceil(batch as u64);
     let mut config = recipe(&o.variant, steps, o.seed);
     config.data = if o.fashion { "fashion-mnist" } else { "mnist" }.into();
     if o.distortions {
@@ -237,37 +263,57 @@ pub fn run(args: &[String]) -> Result<()> {
             _ => Schedule::lenet5(lr, steps),
         };
     }
-
-    match o.optimizer.as_deref() {
+    match o.optimizer {
         None => {}
-        Some("sgd") => config.optimizer = OptimizerConfig::sgd(0.9, 0.0),
-        Some("adamw") => config.optimizer = OptimizerConfig::adamw(0.0),
-        Some(other) => bail!("--optimizer must be sgd or adamw, not `{other}`"),
+        Some(Optimizer::Sgd) => config.optimizer = OptimizerConfig::sgd(0.9, 0.0),
+        Some(Optimizer::AdamW) => config.optimizer = OptimizerConfig::adamw(0.0),
     }
+    config
+}
+
+pub fn run(args: &[String]) -> Result<()> {
+    let Some((model, rest)) = args.split_first() else {
+        bail!("which model?\n\n{USAGE}");
+    };
+    if model != "lenet5" {
+        bail!("`cargo xtask train` knows `lenet5`, not `{model}`\n\n{USAGE}");
+    }
+    let o = parse(rest)?;
+    let device = convnets_core::device::parse(&o.device)?;
     let out = o.out.clone().unwrap_or_else(|| default_out(&o));
     let stop = Arc::new(AtomicBool::new(false));
-    {
-        let stop = stop.clone();
-        ctrlc::set_handler(move || {
-            if stop.swap(true, Ordering::SeqCst) {
-                // A second Ctrl-C: leave now.
-                std::process::exit(130);
-            }
-            eprintln!(
-                "\ninterrupt: finishing the step and writing a checkpoint (Ctrl-C again to abort)"
-            );
-        })
-        .context("installing the Ctrl-C handler")?;
-    }
     let run = RunOptions {
         out_dir: out.clone(),
         resume: o.resume,
-        max_steps: None,
+        max_steps: o.max_steps,
         checkpoint_every: Some(500),
-        stop: Some(stop),
+        stop: Some(stop.clone()),
         progress: true,
         device: device.clone(),
     };
+    // The library starts afresh where there is nothing to resume; from the command line that
+    // is more likely a mistyped --out, and a fresh run would overwrite what is there.
+    if o.resume && !run.checkpoint_path().exists() {
+        bail!(
+            "--resume: no checkpoint to continue from at {}",
+            run.checkpoint_path().display()
+        );
+    }
+    let data = load_data(&o)?;
+    let train_set = lenet_dataset(&data.train)?;
+    let test_set = lenet_dataset(&data.test)?;
+    let config = train_config(&o, data.train.count);
+    let steps = config.steps_per_epoch(data.train.count);
+    ctrlc::set_handler(move || {
+        if stop.swap(true, Ordering::SeqCst) {
+            // A second Ctrl-C: leave now.
+            std::process::exit(130);
+        }
+        eprintln!(
+            "\ninterrupt: finishing the step and writing a checkpoint (Ctrl-C again to abort)"
+        );
+    })
+    .context("installing the Ctrl-C handler")?;
 
     let varmap = VarMap::new();
     let model = LeNet5::new(
@@ -293,12 +339,159 @@ pub fn run(args: &[String]) -> Result<()> {
                 out.join("weights.safetensors").display()
             );
         }
-        Outcome::Stopped { step, reason } => {
+        Outcome::Stopped {
+            step,
+            reason: StopReason::Interrupted,
+        } => return Err(Interrupted { step, out }.into()),
+        Outcome::Stopped {
+            step,
+            reason: StopReason::MaxSteps,
+        } => {
             println!(
-                "stopped at step {step} ({reason:?}); continue with --resume --out {}",
+                "stopped at step {step} (--max-steps); continue with --resume --out {}",
                 out.display()
             );
         }
     }
     Ok(())
+}
+
+/// A run ended by Ctrl-C after writing its checkpoint: `main` exits with status 130.
+#[derive(Debug)]
+pub struct Interrupted {
+    step: u64,
+    out: PathBuf,
+}
+
+impl std::fmt::Display for Interrupted {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "interrupted at step {}, checkpoint written; continue with --resume --out {}",
+            self.step,
+            self.out.display()
+        )
+    }
+}
+
+impl std::error::Error for Interrupted {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse_args(args: &[&str]) -> Result<Options> {
+        parse(&args.iter().map(|a| a.to_string()).collect::<Vec<_>>())
+    }
+
+    /// The options each shipped run was trained with, beside its folder in `weights/`.
+    const SHIPPED: [(&str, &[&str]); 3] = [
+        ("lenet5_classic.mnist", &["--variant", "classic"]),
+        (
+            "lenet5_classic.mnist_distortions",
+            &["--variant", "classic", "--distortions"],
+        ),
+        ("lenet5_modern.mnist", &["--variant", "modern"]),
+    ];
+
+    #[test]
+    fn recipes_are_what_the_shipped_weights_were_trained_with() -> Result<()> {
+        let weights = Path::new(env!("CARGO_MANIFEST_DIR")).join("../weights");
+        for (dir, args) in SHIPPED {
+            let path = weights.join(dir).join("config.json");
+            let text = std::fs::read_to_string(&path)
+                .with_context(|| format!("reading {}", path.display()))?;
+            let shipped: TrainConfig =
+                serde_json::from_str(&text).with_context(|| format!("{}", path.display()))?;
+            let now = train_config(&parse_args(args)?, 60_000);
+            assert_eq!(
+                now,
+                shipped,
+                "`cargo xtask train lenet5 {}` no longer trains what {} records",
+                args.join(" "),
+                path.display()
+            );
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn options_override_the_recipe() -> Result<()> {
+        let o = parse_args(&[
+            "--variant",
+            "modern",
+            "--distortions",
+            "--dataset",
+            "fashion",
+            "--epochs",
+            "3",
+            "--batch-size",
+            "16",
+            "--lr",
+            "0.1",
+            "--seed",
+            "7",
+            "--optimizer",
+            "adamw",
+            "--max-steps",
+            "5",
+            "--resume",
+            "--out",
+            "somewhere",
+        ])?;
+        assert!(o.distortions && o.fashion && o.resume);
+        assert_eq!(o.max_steps, Some(5));
+        assert_eq!(o.out.as_deref(), Some(Path::new("somewhere")));
+        let config = train_config(&o, 60_000);
+        assert_eq!(config.data, "fashion-mnist");
+        assert_eq!(config.augment, [Augment::LECUN]);
+        assert_eq!((config.epochs, config.batch_size, config.seed), (3, 16, 7));
+        assert_eq!(config.optimizer, OptimizerConfig::adamw(0.0));
+        // 3 epochs of 60,000 / 16 = 3,750 steps, the warm-up still one epoch.
+        assert_eq!(
+            config.schedule,
+            Schedule::Cosine {
+                base_lr: 0.1,
+                min_lr: 0.0,
+                total: 11_250,
+                warmup: 3_750,
+                warmup_lr: 0.01,
+            }
+        );
+        // The classic recipe keeps the paper's schedule shape from the new base rate.
+        let classic = train_config(
+            &parse_args(&["--lr", "0.001", "--batch-size", "100"])?,
+            60_000,
+        );
+        assert_eq!(classic.schedule, Schedule::lenet5(0.001, 600));
+        Ok(())
+    }
+
+    #[test]
+    fn zero_and_malformed_counts_are_refused() {
+        for (args, says) in [
+            (
+                &["--batch-size", "0"][..],
+                "--batch-size must be at least 1",
+            ),
+            (&["--epochs", "0"], "--epochs must be at least 1"),
+            (&["--max-steps", "0"], "--max-steps must be at least 1"),
+            (&["--epochs", "x"], "--epochs takes a whole number, not `x`"),
+            (&["--batch-size", "-1"], "--batch-size takes a whole number"),
+            (&["--lr", "0"], "--lr must be a positive number"),
+            (&["--lr", "NaN"], "--lr must be a positive number"),
+            (
+                &["--optimizer", "lbfgs"],
+                "--optimizer must be sgd or adamw",
+            ),
+            (&["--variant", "foo"], "--variant must be classic or modern"),
+            (&["--dataset", "cifar"], "unknown dataset `cifar`"),
+            (&["--epochs"], "--epochs needs a value"),
+        ] {
+            match parse_args(args) {
+                Ok(o) => panic!("{args:?} was accepted: {o:?}"),
+                Err(e) => assert!(format!("{e:#}").contains(says), "{args:?}: {e:#}"),
+            }
+        }
+    }
 }

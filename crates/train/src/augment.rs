@@ -307,6 +307,88 @@ mod tests {
     }
 
     #[test]
+    fn horizontal_flip_happens_with_its_probability() {
+        let img = ramp(2, 3, 5);
+        let mut rng = Rng::derive(3, Stream::Augment, 0);
+        let flip = |p, rng: &mut Rng| Augment::HorizontalFlip { p }.apply(&img, rng);
+        for _ in 0..100 {
+            assert_eq!(flip(0.0, &mut rng), img);
+            assert_eq!(flip(1.0, &mut rng), img.hflip());
+        }
+        let flipped = (0..1000)
+            .filter(|_| flip(0.5, &mut rng) == img.hflip())
+            .count();
+        // 500 expected, σ ≈ 16: the bound is six σ wide, and the seed is fixed.
+        assert!((400..=600).contains(&flipped), "{flipped} of 1000");
+    }
+
+    #[test]
+    fn random_resized_crop_boxes_respect_scale_and_ratio() {
+        let (h, w) = (48, 64);
+        // An uneven ratio range: a crop with width and height swapped would leave it.
+        let (scale, ratio) = ((0.08, 1.0), (0.9, 2.0));
+        let mut rng = Rng::derive(4, Stream::Augment, 0);
+        let (mut smallest, mut tallest, mut widest) = (1f64, f64::INFINITY, 0f64);
+        for _ in 0..500 {
+            let (top, left, ch, cw) = resized_crop_box(h, w, scale, ratio, &mut rng);
+            assert!(ch > 0 && cw > 0 && top + ch <= h && left + cw <= w);
+            // Width and height are rounded from exact values of the drawn area and aspect,
+            // so each is within half a pixel of one that is in range.
+            let (fh, fw) = (ch as f64, cw as f64);
+            let area = (h * w) as f64;
+            assert!((fw - 0.5) * (fh - 0.5) <= scale.1 * area);
+            assert!((fw + 0.5) * (fh + 0.5) >= scale.0 * area);
+            assert!((fw - 0.5) / (fh + 0.5) <= ratio.1);
+            assert!((fw + 0.5) / (fh - 0.5) >= ratio.0);
+            smallest = smallest.min(fh * fw / area);
+            tallest = tallest.min(fw / fh);
+            widest = widest.max(fw / fh);
+        }
+        // The draws cover the ranges rather than sitting at one end.
+        assert!(smallest < 0.15, "{smallest}");
+        assert!(tallest < 0.95 && widest > 1.8, "{tallest} {widest}");
+    }
+
+    #[test]
+    fn random_resized_crop_resamples_its_box() {
+        let img = ramp(3, 48, 64);
+        let rrc = Augment::RandomResizedCrop {
+            size: 32,
+            scale: (0.08, 1.0),
+            ratio: (3.0 / 4.0, 4.0 / 3.0),
+        };
+        let out = rrc.apply(&img, &mut Rng::derive(5, Stream::Augment, 9));
+        assert_eq!((out.c, out.h, out.w), (3, 32, 32));
+        // The same seed and step draw the same crop; the next step another.
+        assert_eq!(
+            rrc.apply(&img, &mut Rng::derive(5, Stream::Augment, 9)),
+            out
+        );
+        assert_ne!(
+            rrc.apply(&img, &mut Rng::derive(5, Stream::Augment, 10)),
+            out
+        );
+
+        // A box of the output's size is copied pixel for pixel from where it was drawn.
+        let window = Augment::RandomResizedCrop {
+            size: 16,
+            scale: (0.25, 0.25),
+            ratio: (1.0, 1.0),
+        };
+        let img = ramp(2, 32, 32);
+        for step in 0..10 {
+            let rng = Rng::derive(6, Stream::Augment, step);
+            let (top, left, ch, cw) =
+                resized_crop_box(32, 32, (0.25, 0.25), (1.0, 1.0), &mut rng.clone());
+            assert_eq!((ch, cw), (16, 16));
+            assert_eq!(
+                window.apply(&img, &mut rng.clone()),
+                img.crop(top, left, 16, 16)
+            );
+        }
+    }
+
+    #[test]
     fn lecun_distortions_keep_ink_mass_roughly() {
         // A centred blob keeps most of its mass under a mild distortion.
         let mut img = Image {

@@ -85,6 +85,7 @@ fn picked(x: &Tensor, labels: &Tensor) -> Result<Tensor> {
 #[cfg(test)]
 mod tests {
     use candle_core::Device;
+    use convnets_core::AuxLogits;
 
     use super::*;
 
@@ -100,6 +101,57 @@ mod tests {
         let smooth = cross_entropy(&logits, &labels, 0.1)?.to_scalar::<f32>()?;
         assert!((plain - 0.407_606).abs() < 1e-6, "{plain}");
         assert!((smooth - 0.507_606).abs() < 1e-6, "{smooth}");
+        Ok(())
+    }
+
+    /// Mean cross-entropy with label smoothing `eps`, in f64 from the definition.
+    fn reference_ce(logits: &[[f32; 3]], labels: &[usize], eps: f64) -> f64 {
+        let rows = logits.iter().zip(labels).map(|(row, &label)| {
+            let row: Vec<f64> = row.iter().map(|&v| f64::from(v)).collect();
+            let lse = row.iter().map(|v| v.exp()).sum::<f64>().ln();
+            let nll = lse - row[label];
+            let uniform = row.iter().map(|v| lse - v).sum::<f64>() / row.len() as f64;
+            (1.0 - eps) * nll + eps * uniform
+        });
+        rows.sum::<f64>() / labels.len() as f64
+    }
+
+    #[test]
+    fn auxiliary_heads_add_their_weighted_losses() -> Result<()> {
+        let dev = Device::Cpu;
+        let main = [[1f32, 2., 3.], [1., -1., 0.]];
+        let aux1 = [[0.5f32, -0.5, 2.], [3., 0., -2.]];
+        let aux2 = [[-1f32, 4., 0.], [0.2, 0.1, 0.3]];
+        let labels = [2usize, 0];
+        let out = TrainOutput {
+            logits: Tensor::new(&main, &dev)?,
+            aux: vec![
+                AuxLogits {
+                    name: "aux1",
+                    logits: Tensor::new(&aux1, &dev)?,
+                    loss_weight: 0.3,
+                },
+                AuxLogits {
+                    name: "aux2",
+                    logits: Tensor::new(&aux2, &dev)?,
+                    loss_weight: 0.4,
+                },
+            ],
+        };
+        let y = Tensor::new(&[2u32, 0], &dev)?;
+        for eps in [0.0, 0.1] {
+            let criterion = Criterion::CrossEntropy {
+                label_smoothing: eps,
+            };
+            let got = f64::from(criterion.loss(&out, &y)?.to_scalar::<f32>()?);
+            let want = reference_ce(&main, &labels, eps)
+                + 0.3 * reference_ce(&aux1, &labels, eps)
+                + 0.4 * reference_ce(&aux2, &labels, eps);
+            assert!((got - want).abs() < 1e-5, "ε = {eps}: {got} vs {want}");
+            // Evaluation reports the main head's loss alone.
+            let main_only = f64::from(criterion.main(&out.logits, &y)?.to_scalar::<f32>()?);
+            assert!((main_only - reference_ce(&main, &labels, eps)).abs() < 1e-6);
+        }
         Ok(())
     }
 

@@ -2,12 +2,12 @@
 //! and its JSONL, CSV and SVG outputs.
 
 use std::fmt::Write as _;
-use std::io::Write as _;
 use std::path::Path;
 
 use candle_core::{D, DType, Tensor};
 use serde::{Deserialize, Serialize};
 
+use crate::state::write_atomic;
 use crate::{Error, Result};
 
 /// Running top-1 / top-5 counts and loss over batches.
@@ -144,7 +144,9 @@ impl EpochRecord {
 }
 
 /// Writes `metrics.jsonl`, `metrics.csv` and `curves.svg` in `dir` for all `records`.
-/// Everything is rewritten each time (records are few), so a resumed run's files stay whole.
+/// Everything is rewritten each time (records are few), each file atomically, so a resumed
+/// run's files stay whole and a run killed mid-write leaves the previous ones, which
+/// `--resume` reads back.
 pub fn write_all(dir: &Path, records: &[EpochRecord]) -> Result<()> {
     let mut jsonl = String::new();
     let mut csv = format!("{CSV_HEADER}\n");
@@ -154,9 +156,9 @@ pub fn write_all(dir: &Path, records: &[EpochRecord]) -> Result<()> {
         csv.push_str(&r.csv());
         csv.push('\n');
     }
-    write_file(&dir.join("metrics.jsonl"), jsonl.as_bytes())?;
-    write_file(&dir.join("metrics.csv"), csv.as_bytes())?;
-    write_file(&dir.join("curves.svg"), curves_svg(records).as_bytes())
+    write_atomic(&dir.join("metrics.jsonl"), jsonl.as_bytes())?;
+    write_atomic(&dir.join("metrics.csv"), csv.as_bytes())?;
+    write_atomic(&dir.join("curves.svg"), curves_svg(records).as_bytes())
 }
 
 /// Reads the records of a `metrics.jsonl`.
@@ -170,11 +172,6 @@ pub fn read_jsonl(path: &Path) -> Result<Vec<EpochRecord>> {
                 .map_err(|e| Error::Checkpoint(format!("{}:{}: {e}", path.display(), i + 1)))
         })
         .collect()
-}
-
-fn write_file(path: &Path, bytes: &[u8]) -> Result<()> {
-    let mut f = std::fs::File::create(path).map_err(|e| Error::io(path, e))?;
-    f.write_all(bytes).map_err(|e| Error::io(path, e))
 }
 
 /// Two panels, loss and error (%), train and test, against the epoch.
@@ -335,6 +332,37 @@ mod tests {
         let svg =
             std::fs::read_to_string(dir.join("curves.svg")).map_err(|e| Error::io(&dir, e))?;
         assert_eq!(svg.matches("<polyline").count(), 4);
+        Ok(())
+    }
+
+    #[test]
+    fn a_failed_write_leaves_the_previous_metrics_whole() -> Result<()> {
+        let dir = std::env::temp_dir().join(format!(
+            "convnets-train-metrics-atomic-{}",
+            std::process::id()
+        ));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
+        let record = |epoch| EpochRecord {
+            epoch,
+            step: epoch * 10,
+            lr: 0.1,
+            train_loss: 1.0,
+            train_err: 10.0,
+            test_loss: None,
+            test_err: None,
+            test_top5_err: None,
+            images_per_sec: 100.0,
+            seconds: 1.0,
+        };
+        let before = vec![record(1)];
+        write_all(&dir, &before)?;
+        // The write of the next epoch's files fails where a kill would interrupt it: before
+        // the new bytes are in place (here, the temporary file cannot be created).
+        let tmp = dir.join(".metrics.jsonl.tmp");
+        std::fs::create_dir(&tmp).map_err(|e| Error::io(&tmp, e))?;
+        assert!(write_all(&dir, &[record(1), record(2)]).is_err());
+        assert_eq!(read_jsonl(&dir.join("metrics.jsonl"))?, before);
         Ok(())
     }
 }

@@ -12,9 +12,18 @@ pub enum Schedule {
         /// The learning rate.
         base_lr: f64,
     },
-    /// `base_lr · gamma^(number of milestones ≤ step)`: `StepLR` when the milestones are
-    /// evenly spaced, `MultiStepLR` otherwise. He et al. 2015's CIFAR recipe is 0.1, divided
-    /// by 10 at 32k and 48k iterations.
+    /// `base_lr · gamma^⌊step / step_size⌋`: PyTorch's `StepLR` (a `step_size` of 0 never
+    /// decays).
+    Step {
+        /// The initial learning rate.
+        base_lr: f64,
+        /// Steps between two multiplications by `gamma`.
+        step_size: u64,
+        /// The factor.
+        gamma: f64,
+    },
+    /// `base_lr · gamma^(number of milestones ≤ step)`: PyTorch's `MultiStepLR`. He et al.
+    /// 2015's CIFAR recipe is 0.1, divided by 10 at 32k and 48k iterations.
     MultiStep {
         /// The initial learning rate.
         base_lr: f64,
@@ -82,6 +91,14 @@ impl Schedule {
     pub fn lr(&self, step: u64) -> f64 {
         match self {
             Self::Constant { base_lr } => *base_lr,
+            Self::Step {
+                base_lr,
+                step_size,
+                gamma,
+            } => {
+                let passed = step.checked_div(*step_size).unwrap_or(0);
+                base_lr * gamma.powi(i32::try_from(passed).unwrap_or(i32::MAX))
+            }
             Self::MultiStep {
                 base_lr,
                 milestones,
@@ -128,6 +145,30 @@ mod tests {
         assert!((s.lr(32_000) - 0.01).abs() < 1e-15);
         assert!((s.lr(48_000) - 0.001).abs() < 1e-15);
         assert!((s.lr(63_999) - 0.001).abs() < 1e-15);
+    }
+
+    #[test]
+    fn step_is_multi_step_at_every_multiple() {
+        let step = Schedule::Step {
+            base_lr: 0.1,
+            step_size: 30,
+            gamma: 0.5,
+        };
+        let multi = Schedule::MultiStep {
+            base_lr: 0.1,
+            milestones: vec![30, 60, 90],
+            gamma: 0.5,
+        };
+        for s in 0..120 {
+            assert_eq!(step.lr(s), multi.lr(s), "step {s}");
+        }
+        assert_eq!((step.lr(29), step.lr(30), step.lr(90)), (0.1, 0.05, 0.0125));
+        let never = Schedule::Step {
+            base_lr: 0.1,
+            step_size: 0,
+            gamma: 0.5,
+        };
+        assert_eq!(never.lr(1_000), 0.1);
     }
 
     #[test]

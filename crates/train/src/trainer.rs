@@ -58,7 +58,9 @@ impl TrainConfig {
 pub struct RunOptions {
     /// Directory of the checkpoint, metrics, curves and final weights.
     pub out_dir: PathBuf,
-    /// Continue from `out_dir/checkpoint.safetensors` if it exists.
+    /// Continue from `out_dir/checkpoint.safetensors` if it exists; where it does not, a
+    /// fresh run starts, with a warning in the log (so a job restarted by a scheduler can
+    /// always pass it).
     pub resume: bool,
     /// Stop (with a checkpoint) after this many steps in total.
     pub max_steps: Option<u64>,
@@ -169,7 +171,12 @@ pub fn train<M: Classifier + ?Sized>(
     let metrics_path = run.out_dir.join("metrics.jsonl");
 
     let (mut step, mut epoch_stats, mut records) = (0u64, TopK::default(), Vec::new());
-    if run.resume && ckpt_path.exists() {
+    if run.resume && !ckpt_path.exists() {
+        tracing::warn!(
+            checkpoint = %ckpt_path.display(),
+            "nothing to resume: no checkpoint; starting a fresh run"
+        );
+    } else if run.resume {
         let resumed = state::load(&ckpt_path, varmap, &mut optimizer)?;
         check_same_run(&resumed.config, config, &ckpt_path)?;
         step = resumed.step;
@@ -270,22 +277,17 @@ pub fn train<M: Classifier + ?Sized>(
                 images_per_sec: epoch_stats.n as f64 / train_time.max(1e-9),
                 seconds: epoch_start.elapsed().as_secs_f64(),
             };
-            tracing::info!(
-                epoch = record.epoch,
-                train_loss = record.train_loss,
-                train_err = record.train_err,
-                test_err = ?record.test_err,
-                images_per_sec = record.images_per_sec,
-                "epoch done"
-            );
-            bar.println(format!(
-                "epoch {:>3}  loss {:.4}  train err {:.2}%  test err {}  {:.0} img/s",
-                record.epoch,
-                record.train_loss,
-                record.train_err,
-                record.test_err.map_or("-".into(), |e| format!("{e:.2}%")),
-                record.images_per_sec
-            ));
+            // Written with the bar cleared, then redrawn below it: both go to stderr.
+            bar.suspend(|| {
+                tracing::info!(
+                    epoch = record.epoch,
+                    train_loss = %format_args!("{:.4}", record.train_loss),
+                    train_err = %format_args!("{:.2}%", record.train_err),
+                    test_err = %record.test_err.map_or("-".into(), |e| format!("{e:.2}%")),
+                    images_per_sec = %format_args!("{:.0}", record.images_per_sec),
+                    "epoch done"
+                );
+            });
             records.push(record);
             metrics::write_all(&run.out_dir, &records)?;
             epoch_stats = TopK::default();
@@ -298,6 +300,7 @@ pub fn train<M: Classifier + ?Sized>(
         if run.stop.as_ref().is_some_and(|s| s.load(Ordering::SeqCst)) {
             save(step, &epoch_stats, &optimizer)?;
             bar.abandon_with_message(format!("interrupted at step {step}; checkpoint written"));
+            tracing::info!(step, checkpoint = %ckpt_path.display(), "interrupted");
             return Ok(Outcome::Stopped {
                 step,
                 reason: StopReason::Interrupted,
@@ -307,6 +310,7 @@ pub fn train<M: Classifier + ?Sized>(
     if step < total {
         save(step, &epoch_stats, &optimizer)?;
         bar.abandon();
+        tracing::info!(step, checkpoint = %ckpt_path.display(), "stopped at max_steps");
         return Ok(Outcome::Stopped {
             step,
             reason: StopReason::MaxSteps,

@@ -147,3 +147,18 @@ fn classify_inspect_and_models() -> Result<()> {
     let _ = std::fs::remove_file(&file);
     Ok(())
 }
+
+#[test]
+fn rust_log_sets_the_log_filter() -> Result<()> {
+    // A subscriber is installed from RUST_LOG: its lossy parser reports the bad directive on
+    // stderr and the command still runs.
+    let out = Command::new(env!("CARGO_BIN_EXE_convnets"))
+        .arg("models")
+        .env("RUST_LOG", "convnets=debug,[")
+        .output()?;
+    let stdout = ok(&out)?;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("invalid filter directive"), "{stderr}");
+    assert!(stdout.contains("resnet50.tv_in1k"), "{stdout}");
+    Ok(())
+}

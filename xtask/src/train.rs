@@ -5,10 +5,10 @@
 //! defaults below are the recipes whose results `docs/lenet.md` records.
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result, bail, ensure};
 use candle_core::DType;
 use candle_nn::VarMap;
 use convnets_data::mnist::{Dataset as MnistData, FashionMnist, Mnist, Split};
@@ -30,6 +30,8 @@ options:
                              /usr/share/datasets/fashion-mnist, then the hub cache)
   --epochs N  --batch-size N  --lr X  --seed N  --optimizer sgd|adamw
                              override the recipe
+  --limit N                  train on N of the training images, spread evenly over
+                             the set (a quick run; the test set stays whole)
   --out DIR                  output directory  [runs/lenet5_<variant>[_distortions][_fashion]]
   --resume                   continue the run in --out
   --device cpu|cuda[:N]      [cpu]
@@ -43,6 +45,7 @@ struct Options {
     fashion: bool,
     fashion_dir: Option<PathBuf>,
     epochs: Option<u64>,
+    limit: Option<usize>,
     batch_size: Option<usize>,
     lr: Option<f64>,
     optimizer: Option<String>,
@@ -59,6 +62,7 @@ fn parse(args: &[String]) -> Result<Options> {
         fashion: false,
         fashion_dir: None,
         epochs: None,
+        limit: None,
         batch_size: None,
         lr: None,
         optimizer: None,
@@ -83,6 +87,13 @@ fn parse(args: &[String]) -> Result<Options> {
             },
             "--fashion-dir" => o.fashion_dir = Some(value()?.into()),
             "--epochs" => o.epochs = Some(value()?.parse().context("--epochs")?),
+            "--limit" => {
+                o.limit = Some(value()?.parse().context("--limit")?).filter(|&n| n > 0);
+                ensure!(
+                    o.limit.is_some(),
+                    "--limit needs a positive number of images"
+                );
+            }
             "--batch-size" => o.batch_size = Some(value()?.parse().context("--batch-size")?),
             "--lr" => o.lr = Some(value()?.parse().context("--lr")?),
             "--optimizer" => o.optimizer = Some(value()?.clone()),
@@ -173,6 +184,26 @@ pub fn lenet_dataset(split: &Split) -> Result<InMemory> {
     .with_padding(pad))
 }
 
+/// `n` examples of `split` spread evenly over it (every class present, as the splits are
+/// not sorted by label), or all of it.
+fn evenly_spaced(split: &Split, n: Option<usize>) -> Split {
+    let Some(n) = n.filter(|&n| n < split.count) else {
+        return split.clone();
+    };
+    let size = split.rows * split.cols;
+    let picked: Vec<usize> = (0..n).map(|k| k * split.count / n).collect();
+    Split {
+        images: picked
+            .iter()
+            .flat_map(|&i| &split.images[i * size..(i + 1) * size])
+            .copied()
+            .collect(),
+        labels: picked.iter().map(|&i| split.labels[i]).collect(),
+        count: n,
+        ..*split
+    }
+}
+
 fn load_data(o: &Options) -> Result<MnistData> {
     if o.fashion {
         Ok(FashionMnist::resolve(o.fashion_dir.as_deref())?)
@@ -196,6 +227,33 @@ fn default_out(o: &Options) -> PathBuf {
 }
 
 pub fn run(args: &[String]) -> Result<()> {
+    lenet5(args).map(|_| ())
+}
+
+/// The stop flag Ctrl-C sets, installed once per process (`reproduce lenet --train`
+/// trains several networks in a row, and a process can have one handler only).
+fn stop_flag() -> Result<Arc<AtomicBool>> {
+    static STOP: OnceLock<Arc<AtomicBool>> = OnceLock::new();
+    if let Some(stop) = STOP.get() {
+        return Ok(stop.clone());
+    }
+    let stop = Arc::new(AtomicBool::new(false));
+    let flag = stop.clone();
+    ctrlc::set_handler(move || {
+        if flag.swap(true, Ordering::SeqCst) {
+            // A second Ctrl-C: leave now.
+            std::process::exit(130);
+        }
+        eprintln!(
+            "\ninterrupt: finishing the step and writing a checkpoint (Ctrl-C again to abort)"
+        );
+    })
+    .context("installing the Ctrl-C handler")?;
+    Ok(STOP.get_or_init(|| stop).clone())
+}
+
+/// Trains as `args` say (`lenet5 [options]`) and tells how the run ended.
+pub fn lenet5(args: &[String]) -> Result<Outcome> {
     let Some((model, rest)) = args.split_first() else {
         bail!("which model?\n\n{USAGE}");
     };
@@ -205,15 +263,22 @@ pub fn run(args: &[String]) -> Result<()> {
     let o = parse(rest)?;
     let device = convnets_core::device::parse(&o.device)?;
     let data = load_data(&o)?;
-    let train_set = lenet_dataset(&data.train)?;
+    let train_split = evenly_spaced(&data.train, o.limit);
+    let train_set = lenet_dataset(&train_split)?;
     let test_set = lenet_dataset(&data.test)?;
 
     let batch = o
         .batch_size
         .unwrap_or(if o.variant == "classic" { 32 } else { 64 });
-    let steps = (data.train.count as u64).div_ceil(batch as u64);
+    let steps = (train_split.count as u64).div_ceil(batch as u64);
     let mut config = recipe(&o.variant, steps, o.seed);
     config.data = if o.fashion { "fashion-mnist" } else { "mnist" }.into();
+    if train_split.count < data.train.count {
+        config.data += &format!(
+            ", {} of the {} training images",
+            train_split.count, data.train.count
+        );
+    }
     if o.distortions {
         config.augment = vec![Augment::LECUN];
     }
@@ -244,20 +309,7 @@ pub fn run(args: &[String]) -> Result<()> {
         Some(other) => bail!("--optimizer must be sgd or adamw, not `{other}`"),
     }
     let out = o.out.clone().unwrap_or_else(|| default_out(&o));
-    let stop = Arc::new(AtomicBool::new(false));
-    {
-        let stop = stop.clone();
-        ctrlc::set_handler(move || {
-            if stop.swap(true, Ordering::SeqCst) {
-                // A second Ctrl-C: leave now.
-                std::process::exit(130);
-            }
-            eprintln!(
-                "\ninterrupt: finishing the step and writing a checkpoint (Ctrl-C again to abort)"
-            );
-        })
-        .context("installing the Ctrl-C handler")?;
-    }
+    let stop = stop_flag()?;
     let run = RunOptions {
         out_dir: out.clone(),
         resume: o.resume,
@@ -277,12 +329,14 @@ pub fn run(args: &[String]) -> Result<()> {
         "training LeNet-5 {} on {} ({} train, {} test), {} epochs of {steps} steps, writing to {}",
         o.variant,
         if o.fashion { "Fashion-MNIST" } else { "MNIST" },
-        data.train.count,
+        train_split.count,
         data.test.count,
         config.epochs,
         out.display()
     );
-    match convnets_train::train(&model, &varmap, &config, &train_set, Some(&test_set), &run)? {
+    let outcome =
+        convnets_train::train(&model, &varmap, &config, &train_set, Some(&test_set), &run)?;
+    match &outcome {
         Outcome::Finished { records } => {
             let last = records.last().context("no epoch recorded")?;
             println!(
@@ -299,5 +353,5 @@ pub fn run(args: &[String]) -> Result<()> {
             );
         }
     }
-    Ok(())
+    Ok(outcome)
 }

@@ -20,6 +20,7 @@ use candle_core::DType;
 use convnets::core::spec::{PaperResult, Protocol as Measure, WeightSpec};
 use convnets::data::imagenet::{DevkitIds, ImageNetVal};
 use convnets::{Dataset, Family, Fetched, Fetcher, Model, Structure, architecture, weight};
+use convnets_train::Outcome;
 
 use evaluate::{Measured, Run};
 use options::{Options, Protocol, USAGE};
@@ -49,6 +50,7 @@ pub fn run(args: &[String]) -> Result<()> {
     } else {
         None
     };
+    plan.check_protocol(opts.protocol)?;
     let scales = plan.scales(&opts)?;
     let fetched = plan.fetch(&opts)?;
 
@@ -95,6 +97,10 @@ pub fn run(args: &[String]) -> Result<()> {
             imagenet: imagenet.map(|(dir, _)| dir),
         },
         rows,
+        note: plan
+            .targets
+            .is_empty()
+            .then(|| plan.nothing_to_measure(&opts.what)),
     };
     print!("{}", report.markdown());
     let mut stem = format!("reproduce-{}-{}", opts.what, opts.protocol.name());
@@ -152,12 +158,52 @@ impl Plan {
                 )
             };
         ensure!(
-            !targets.is_empty(),
-            "{name} has no pretrained weights in the zoo to evaluate; its {} published results \
-             are in weights/manifest.toml",
-            papers.len()
+            !targets.is_empty() || !papers.is_empty(),
+            "{name} has neither pretrained weights in the zoo nor a published result to show"
         );
         Ok(Self { targets, papers })
+    }
+
+    /// What a user of a selection without weights can do to measure it, for the note under
+    /// its table of published rows.
+    fn nothing_to_measure(&self, what: &str) -> String {
+        let cifar = self
+            .papers
+            .iter()
+            .any(|r| r.accuracy.dataset == Dataset::Cifar10.name());
+        let how = if cifar {
+            "train one (the zoo builds every architecture listed; `convnets-train` trains it) \
+             and load the checkpoint with `convnets::Model::from_file`, then evaluate it on \
+             the CIFAR-10 test batch (`convnets::data::cifar`)"
+        } else {
+            "convert a checkpoint (Caffe's, or one you trained) to safetensors in torchvision's \
+             names, load it with `convnets::Model::from_file` and evaluate it with \
+             `convnets classify` or on ImageNet"
+        };
+        format!(
+            "No pretrained weights for `{what}` are in the zoo, so nothing was measured: the \
+             rows above are the published numbers alone. To measure them, {how}."
+        )
+    }
+
+    /// Ten-crop and multi-scale evaluation are ImageNet protocols: the small datasets'
+    /// networks see their whole image.
+    fn check_protocol(&self, protocol: Protocol) -> Result<()> {
+        let whole: Vec<&str> = self
+            .targets
+            .iter()
+            .filter(|s| dataset_of(s) != Dataset::ImageNet)
+            .map(|s| s.id)
+            .collect();
+        ensure!(
+            protocol == Protocol::Single || whole.is_empty(),
+            "--protocol {} is an ImageNet protocol (crops and scales of a photograph); {} \
+             see their whole 32×32 image: run them with --protocol single (the default), or \
+             select ImageNet weights",
+            protocol.name(),
+            whole.join(", "),
+        );
+        Ok(())
     }
 
     fn needs(&self, dataset: Dataset) -> bool {
@@ -210,7 +256,10 @@ impl Plan {
         Ok(out)
     }
 
-    /// Every weights file, fetched and checked; every missing one reported at once.
+    /// Every weights file, fetched and checked; every missing one reported at once. Once a
+    /// download cannot connect, nothing more is downloaded (a firewall that drops packets
+    /// would otherwise cost a connect timeout per file): the files still missing are
+    /// reported with how to provide them offline.
     fn fetch(&self, opts: &Options) -> Result<Vec<Fetched>> {
         let mut fetcher = Fetcher::from_env()
             .with_repository(workspace_root())
@@ -223,7 +272,16 @@ impl Plan {
         for spec in &self.targets {
             match fetcher.fetch(spec) {
                 Ok(f) => fetched.push(f),
-                Err(e) => errors.push(format!("{e:#}")),
+                Err(e) => {
+                    if matches!(e, convnets::Error::Unreachable(_)) && !fetcher.is_offline() {
+                        fetcher = fetcher.with_downloads_stopped(format!(
+                            "and were not downloaded: the download of `{}` could not connect, \
+                             so this run downloads nothing more",
+                            spec.id
+                        ));
+                    }
+                    errors.push(format!("{e:#}"));
+                }
             }
         }
         ensure!(errors.is_empty(), "{}", errors.join("\n\n"));
@@ -352,13 +410,15 @@ fn measure(
 ) -> Result<Row> {
     let arch = architecture(spec.arch)?;
     let dataset = arch.family.dataset();
-    let (model, sha256, label) = if opts.train && arch.family == Family::LeNet {
-        let trained = train_lenet(spec, &opts.out)?;
-        let model = Model::from_file(spec, &trained, DType::F32, run.device)?;
+    let retrained = opts.train && arch.family == Family::LeNet;
+    let (model, sha256, label) = if retrained {
+        let (trained, label) = train_lenet(spec, opts)?;
+        let model = Model::from_file(spec, &trained, DType::F32, run.device)
+            .with_context(|| format!("loading {}", trained.display()))?;
         (
             model,
-            None,
-            "retrained here with the paper's protocol".to_string(),
+            Some(convnets::core::checkpoint::sha256_file(&trained)?),
+            label,
         )
     } else {
         let model = Model::pretrained(spec, file, DType::F32, run.device)
@@ -408,8 +468,12 @@ fn measure(
     }
     row.images_per_sec = Some(measured.images_per_sec());
     row.sha256 = sha256;
+    row.retrained = retrained;
     // After `partial` is known: a partial run gets no Δ.
-    if let Some(reference) = reference(spec, dataset, ran) {
+    if let Some(mut reference) = reference(spec, dataset, ran) {
+        // A shortened retraining is not the recipe the published number comes from: shown
+        // beside it, but not held to it.
+        reference.own &= opts.train_epochs.is_none() && opts.train_limit.is_none();
         row.compare_with(reference);
     }
     eprintln!(
@@ -425,23 +489,56 @@ fn measure(
 
 /// `reproduce lenet --train`: retrains LeNet-5 as `spec` was trained (the recipe of
 /// `cargo xtask train lenet5` for its variant, with LeCun's distortions where the weights
-/// had them) and returns the weights file to evaluate in place of the shipped one.
-fn train_lenet(spec: &WeightSpec, out: &Path) -> Result<PathBuf> {
+/// had them, shortened by `--train-epochs` and `--train-limit`) and returns the weights
+/// file to evaluate in place of the shipped one, with the row's label saying how it was
+/// trained.
+fn train_lenet(spec: &WeightSpec, opts: &Options) -> Result<(PathBuf, String)> {
     let variant = spec
         .arch
         .strip_prefix("lenet5_")
         .with_context(|| format!("{}: not a LeNet-5", spec.id))?;
-    let dir = out.join(format!("train-{}", spec.id));
-    let mut args: Vec<String> = ["lenet5", "--variant", variant, "--out"]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
-    args.push(dir.display().to_string());
-    if spec.tag().contains("distortions") {
+    let dir = opts.out.join(format!("train-{}", spec.id));
+    let mut args: Vec<String> = vec!["lenet5".into(), "--variant".into(), variant.into()];
+    let distortions = spec.tag().contains("distortions");
+    if distortions {
         args.push("--distortions".into());
     }
-    crate::train::run(&args)?;
-    Ok(dir.join("weights.safetensors"))
+    if let Some(n) = opts.train_epochs {
+        args.extend(["--epochs".into(), n.to_string()]);
+    }
+    if let Some(n) = opts.train_limit {
+        args.extend(["--limit".into(), n.to_string()]);
+    }
+    let recipe_args = args.join(" ");
+    args.extend(["--out".into(), dir.display().to_string()]);
+    match crate::train::lenet5(&args)? {
+        Outcome::Finished { .. } => {}
+        Outcome::Stopped { step, reason } => bail!(
+            "retraining {} stopped at step {step} ({reason:?}) before its last epoch, so \
+             there are no final weights to evaluate; its checkpoint is in {}: finish it with \
+             `cargo xtask train {recipe_args} --resume --out {}`",
+            spec.id,
+            dir.display(),
+            dir.display()
+        ),
+    }
+    let recipe = match (variant, distortions) {
+        ("classic", false) => "the paper's protocol",
+        ("classic", true) => "the paper's protocol and its distortions",
+        _ => "the modern recipe (SGD, Nesterov, cosine schedule)",
+    };
+    let mut label = format!("retrained here with {recipe}");
+    let mut shortened = Vec::new();
+    if let Some(n) = opts.train_epochs {
+        shortened.push(format!("{n} epoch{}", if n == 1 { "" } else { "s" }));
+    }
+    if let Some(n) = opts.train_limit {
+        shortened.push(format!("{n} training digits"));
+    }
+    if !shortened.is_empty() {
+        label += &format!(", shortened to {}", shortened.join(" on "));
+    }
+    Ok((dir.join("weights.safetensors"), label))
 }
 
 /// Caps candle's and the loader's threads at `n`.
@@ -548,6 +645,7 @@ mod tests {
                 imagenet: None,
             },
             rows,
+            note: None,
         };
         assert_eq!(report(vec![row.clone()]).regressions(0.1).len(), 1);
 
@@ -576,7 +674,54 @@ mod tests {
         let one = Plan::new("vgg16.tv_in1k")?;
         assert_eq!(one.targets.len(), 1);
         assert!(one.papers.iter().all(|r| r.arch == "vgg16"));
-        assert!(Plan::new("resnet-cifar").is_err());
+
+        let all = Plan::new("all")?;
+        assert_eq!(all.targets.len(), convnets::weights().count());
+        assert_eq!(all.papers.len(), convnets::paper_results().count());
+
+        // Families without weights: their published rows alone, and why.
+        let zf = Plan::new("zfnet")?;
+        assert!(zf.targets.is_empty());
+        assert!(zf.papers.iter().any(|r| r.arch == "zfnet"
+            && r.accuracy.top1 == Some(61.6)
+            && r.accuracy.source.starts_with("Zeiler, Fergus 2014")));
+        assert!(
+            zf.nothing_to_measure("zfnet")
+                .contains("No pretrained weights")
+        );
+        let cifar = Plan::new("resnet-cifar")?;
+        assert!(cifar.targets.is_empty());
+        let table6: Vec<_> = cifar
+            .papers
+            .iter()
+            .filter(|r| r.accuracy.source.starts_with("He et al. 2015, Table 6"))
+            .map(|r| (r.arch, r.accuracy.top1))
+            .collect();
+        assert!(table6.contains(&("resnet20", Some(91.25))), "{table6:?}");
+        assert!(table6.contains(&("resnet110", Some(93.57))), "{table6:?}");
+        assert!(
+            cifar
+                .papers
+                .iter()
+                .all(|r| r.accuracy.dataset == Dataset::Cifar10.name())
+        );
+        assert!(
+            cifar
+                .nothing_to_measure("resnet-cifar")
+                .contains("CIFAR-10")
+        );
+
+        // Crops and scales are for photographs.
+        let lenet = Plan::new("lenet")?;
+        lenet.check_protocol(Protocol::Single)?;
+        for protocol in [Protocol::TenCrop, Protocol::MultiScale] {
+            let err = lenet.check_protocol(protocol).unwrap_err().to_string();
+            assert!(
+                err.contains(protocol.name()) && err.contains("lenet5_modern.mnist"),
+                "{err}"
+            );
+        }
+        Plan::new("resnet")?.check_protocol(Protocol::TenCrop)?;
         Ok(())
     }
 }

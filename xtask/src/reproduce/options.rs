@@ -35,7 +35,11 @@ options:
                         (default: target/reproduce)
   --tolerance P         fail when a complete run's top-1 is more than P points below
                         the weights' own published top-1 (default 0.1)
-  --train               lenet: retrain with the paper's protocol, then evaluate
+  --train               lenet: retrain each network with its recipe (the paper's for
+                        LeNet-5 classic, a modern one for the modern net), then evaluate
+  --train-epochs N      with --train: N epochs instead of the recipe's 20 (a quick run;
+                        the table says so)
+  --train-limit N       with --train: train on N of the 60,000 training digits
 
 environment: HF_HOME / HF_HUB_CACHE (hub cache), HF_ENDPOINT (mirror), HF_TOKEN
 (gated repositories), HF_HUB_OFFLINE, TORCH_HOME (torchvision downloads).
@@ -74,6 +78,10 @@ pub struct Options {
     pub out: PathBuf,
     pub tolerance: f64,
     pub train: bool,
+    /// `--train-epochs`: a shortened retraining.
+    pub train_epochs: Option<usize>,
+    /// `--train-limit`: retraining on part of the training set.
+    pub train_limit: Option<usize>,
 }
 
 fn value(parser: &mut lexopt::Parser, name: &str) -> Result<String> {
@@ -112,6 +120,8 @@ impl Options {
             out: PathBuf::from("target/reproduce"),
             tolerance: 0.1,
             train: false,
+            train_epochs: None,
+            train_limit: None,
         };
         while let Some(arg) = parser.next()? {
             match arg {
@@ -159,6 +169,18 @@ impl Options {
                         .with_context(|| format!("--tolerance: `{v}` is not a number ≥ 0"))?;
                 }
                 Long("train") => o.train = true,
+                Long("train-epochs") => {
+                    o.train_epochs = Some(positive(
+                        &value(&mut parser, "train-epochs")?,
+                        "--train-epochs",
+                    )?)
+                }
+                Long("train-limit") => {
+                    o.train_limit = Some(positive(
+                        &value(&mut parser, "train-limit")?,
+                        "--train-limit",
+                    )?)
+                }
                 Value(v) if what.is_none() => what = Some(v.string()?),
                 other => return Err(other.unexpected().into()),
             }
@@ -167,6 +189,9 @@ impl Options {
             what.context("what to reproduce? (a family, an architecture, a weights id, or `all`)")?;
         if o.scales.is_some() && o.protocol != Protocol::MultiScale {
             bail!("--scales is for --protocol multi-scale");
+        }
+        if (o.train_epochs.is_some() || o.train_limit.is_some()) && !o.train {
+            bail!("--train-epochs and --train-limit shorten --train, which was not given");
         }
         Ok(Some(o))
     }
@@ -213,6 +238,11 @@ mod tests {
             (&["resnet", "--scales", "256"][..], "multi-scale"),
             (&[][..], "what to reproduce"),
             (&["resnet", "--bogus"][..], "bogus"),
+            (&["lenet", "--train-epochs", "1"][..], "--train"),
+            (
+                &["lenet", "--train", "--train-limit", "0"][..],
+                "--train-limit",
+            ),
         ] {
             let err = parse(args).unwrap_err().to_string();
             assert!(err.contains(needle), "{args:?}: {err}");

@@ -548,3 +548,86 @@ fn an_unreachable_network_stops_the_downloads_and_names_every_file() -> Result<(
     let _ = std::fs::remove_dir_all(&dir);
     Ok(())
 }
+
+#[test]
+fn a_users_cifar_resnet_checkpoint_on_a_cifar10_batch() -> Result<()> {
+    let dir = scratch("cifar");
+    let weights = root().join("tests/parity/checkpoints/resnet20_cifar.safetensors");
+    // The checkpoint's own predictions under CIFAR-10's statistics are the labels, so a run
+    // that loads and normalises as documented scores 100 %.
+    let tensors = candle_core::safetensors::load(&weights, &Device::Cpu)?;
+    let vb = candle_nn::VarBuilder::from_tensors(tensors, DType::F32, &Device::Cpu);
+    let model = convnets::Model::new(convnets::architecture("resnet20")?, 10, vb)?;
+    let n = 30;
+    let mut state = 2015u32;
+    let pixels: Vec<u8> = (0..n * 3072)
+        .map(|_| {
+            state = state.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+            (state >> 24) as u8
+        })
+        .collect();
+    let x =
+        (Tensor::from_slice(&pixels, (n, 3, 32, 32), &Device::Cpu)?.to_dtype(DType::F32)? / 255.0)?;
+    let channel = |v: [f32; 3]| Tensor::from_vec(v.to_vec(), (1, 3, 1, 1), &Device::Cpu);
+    let x = x
+        .broadcast_sub(&channel([0.4914, 0.4822, 0.4465])?)?
+        .broadcast_div(&channel([0.2470, 0.2435, 0.2616])?)?;
+    let labels: Vec<u32> = candle_nn::ModuleT::forward_t(&model, &x, false)?
+        .argmax(1)?
+        .to_vec1()?;
+    let mut batch = Vec::new();
+    for (label, image) in labels.iter().zip(pixels.chunks(3072)) {
+        batch.push(*label as u8);
+        batch.extend_from_slice(image);
+    }
+    let file = dir.join("test_batch.bin");
+    std::fs::write(&file, batch)?;
+
+    let out = dir.join("out");
+    let run = reproduce(
+        &[
+            "resnet20",
+            "--cifar10",
+            file.to_str().context("path")?,
+            "--weights",
+            weights.to_str().context("path")?,
+            "--out",
+            out.to_str().context("path")?,
+            "--threads",
+            "1",
+        ],
+        &[],
+        None,
+    );
+    let stdout = text(&run.stdout);
+    ensure!(run.status.success(), "{stdout}\n{}", text(&run.stderr));
+    let json: Value = serde_json::from_str(&std::fs::read_to_string(
+        out.join("reproduce-resnet20-single.json"),
+    )?)?;
+    let row = &json["rows"][0];
+    assert_eq!(row["model"], "resnet20 (resnet20_cifar.safetensors)");
+    assert_eq!(row["dataset"], "cifar-10 test");
+    assert_eq!(row["protocol"], "full image");
+    assert_eq!(row["images"], n);
+    assert_eq!(row["partial"], true);
+    assert_eq!(row["top1"], 100.0);
+    assert_eq!(
+        row["sha256"],
+        sha256_hex(&std::fs::read(&weights)?).as_str()
+    );
+    assert_eq!(row["params"], 269_722);
+    // Beside He et al.'s ResNet-20, not held to it.
+    assert_eq!(row["reference"]["top1"], 91.25);
+    assert_eq!(row["reference"]["own"], false);
+    assert!(stdout.contains("He et al. 2015, Table 6"), "{stdout}");
+
+    // Without the data, it says where to get it.
+    let run = reproduce(
+        &["resnet20", "--weights", weights.to_str().context("path")?],
+        &[],
+        None,
+    );
+    assert!(text(&run.stderr).contains("--cifar10 PATH"));
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(())
+}

@@ -17,9 +17,14 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail, ensure};
 use candle_core::DType;
-use convnets::core::spec::{PaperResult, Protocol as Measure, WeightSpec};
+use convnets::core::spec::{
+    EvalTransform, PaperResult, Protocol as Measure, WeightSource, WeightSpec,
+};
+use convnets::data::cifar::{Cifar, CifarSplit};
 use convnets::data::imagenet::{DevkitIds, ImageNetVal};
-use convnets::{Dataset, Family, Fetched, Fetcher, Model, Structure, architecture, weight};
+use convnets::{
+    Architecture, Dataset, Family, Fetched, Fetcher, Model, Structure, architecture, weight,
+};
 use convnets_train::Outcome;
 
 use evaluate::{Measured, Run};
@@ -41,12 +46,17 @@ pub fn run(args: &[String]) -> Result<()> {
     if let Some(n) = opts.threads {
         limit_threads(n);
     }
-    let plan = Plan::new(&opts.what)?;
+    let plan = Plan::new(&opts.what)?.with_user_weights(&opts)?;
     let device = convnets::core::device::parse(&opts.device)?;
 
     // Everything a run needs, before the first image: data, protocol, weights.
     let imagenet = if plan.needs(Dataset::ImageNet) {
         Some(imagenet(&opts)?)
+    } else {
+        None
+    };
+    let cifar10 = if plan.needs(Dataset::Cifar10) {
+        Some(cifar10(&opts)?)
     } else {
         None
     };
@@ -64,12 +74,15 @@ pub fn run(args: &[String]) -> Result<()> {
     };
     let mut rows = Vec::new();
     for family in Family::ALL {
-        for (spec, file) in plan.targets.iter().zip(&fetched) {
+        for (spec, weights) in plan.targets.iter().zip(&fetched) {
             if convnets::registry::family_of(spec.arch) != Some(family) {
                 continue;
             }
-            let val = imagenet.as_ref().map(|(_, val)| val);
-            rows.push(measure(spec, file, &opts, val, &scales, run)?);
+            let data = Sets {
+                imagenet: imagenet.as_ref().map(|(_, val)| val),
+                cifar10: cifar10.as_ref(),
+            };
+            rows.push(measure(spec, weights, &opts, data, &scales, run)?);
         }
         for r in plan
             .papers
@@ -164,6 +177,45 @@ impl Plan {
         Ok(Self { targets, papers })
     }
 
+    /// `--weights FILE`: the selection's one set of weights evaluated from FILE, or, for a
+    /// CIFAR architecture (which the zoo has no weights for), a row made for the file.
+    fn with_user_weights(mut self, opts: &Options) -> Result<Self> {
+        let Some(file) = &opts.weights else {
+            return Ok(self);
+        };
+        ensure!(file.is_file(), "--weights {}: no such file", file.display());
+        if let [spec] = self.targets[..] {
+            ensure!(
+                opts.mean.is_none() && opts.std.is_none(),
+                "--mean and --std are for a CIFAR architecture's checkpoint; {} brings its own \
+                 transform",
+                spec.id
+            );
+            return Ok(self);
+        }
+        let ids: Vec<&str> = self.targets.iter().map(|s| s.id).collect();
+        ensure!(
+            ids.is_empty(),
+            "--weights evaluates one checkpoint, and `{}` has {} sets of weights ({}): select \
+             the weights id whose transform and key map the file follows",
+            opts.what,
+            ids.len(),
+            ids.join(", ")
+        );
+        let arch = architecture(&opts.what)
+            .ok()
+            .filter(|a| a.family == Family::ResNetCifar)
+            .with_context(|| {
+                format!(
+                    "--weights with `{}`: select a weights id, or a CIFAR architecture (the \
+                     resnet-cifar family)",
+                    opts.what
+                )
+            })?;
+        self.targets = vec![cifar_spec(arch, file, opts)?];
+        Ok(self)
+    }
+
     /// What a user of a selection without weights can do to measure it, for the note under
     /// its table of published rows.
     fn nothing_to_measure(&self, what: &str) -> String {
@@ -172,9 +224,10 @@ impl Plan {
             .iter()
             .any(|r| r.accuracy.dataset == Dataset::Cifar10.name());
         let how = if cifar {
-            "train one (the zoo builds every architecture listed; `convnets-train` trains it) \
-             and load the checkpoint with `convnets::Model::from_file`, then evaluate it on \
-             the CIFAR-10 test batch (`convnets::data::cifar`)"
+            "train one (the zoo builds every architecture listed; `convnets-train` trains it), \
+             or take a PyTorch CIFAR ResNet checkpoint, and run `cargo xtask reproduce resnet20 \
+             --cifar10 PATH --weights FILE` (with the architecture's name, and --mean/--std if \
+             FILE was not trained on CIFAR-10's own statistics)"
         } else {
             "convert a checkpoint (Caffe's, or one you trained) to safetensors in torchvision's \
              names, load it with `convnets::Model::from_file` and evaluate it with \
@@ -260,7 +313,11 @@ impl Plan {
     /// download cannot connect, nothing more is downloaded (a firewall that drops packets
     /// would otherwise cost a connect timeout per file): the files still missing are
     /// reported with how to provide them offline.
-    fn fetch(&self, opts: &Options) -> Result<Vec<Fetched>> {
+    fn fetch(&self, opts: &Options) -> Result<Vec<Weights>> {
+        if let Some(file) = &opts.weights {
+            // `with_user_weights` left one target, evaluated from the file.
+            return Ok(vec![Weights::File(file.clone())]);
+        }
         let mut fetcher = Fetcher::from_env()
             .with_repository(workspace_root())
             .with_progress(true);
@@ -271,7 +328,7 @@ impl Plan {
         let mut errors = Vec::new();
         for spec in &self.targets {
             match fetcher.fetch(spec) {
-                Ok(f) => fetched.push(f),
+                Ok(f) => fetched.push(Weights::Zoo(f)),
                 Err(e) => {
                     if matches!(e, convnets::Error::Unreachable(_)) && !fetcher.is_offline() {
                         fetcher = fetcher.with_downloads_stopped(format!(
@@ -287,6 +344,44 @@ impl Plan {
         ensure!(errors.is_empty(), "{}", errors.join("\n\n"));
         Ok(fetched)
     }
+}
+
+/// CIFAR-10's training-set channel statistics: the default normalisation of a user's CIFAR
+/// checkpoint (training scripts differ, and a checkpoint does not record it: `--mean`,
+/// `--std`).
+const CIFAR10_MEAN: [f32; 3] = [0.4914, 0.4822, 0.4465];
+const CIFAR10_STD: [f32; 3] = [0.2470, 0.2435, 0.2616];
+
+/// The row of a user's checkpoint for a CIFAR architecture: torchvision's names (what the
+/// common PyTorch CIFAR ResNet saves; `convnets inspect FILE` tells whether it fits), the
+/// 32×32 image as it is, normalised as `--mean` and `--std` say. Leaked: one per run.
+fn cifar_spec(
+    arch: &'static Architecture,
+    file: &Path,
+    opts: &Options,
+) -> Result<&'static WeightSpec> {
+    let name = file
+        .file_name()
+        .map_or_else(|| "weights".into(), |n| n.to_string_lossy());
+    let id: &'static str = format!("{} ({name})", arch.name).leak();
+    let path: &'static str = file.display().to_string().leak();
+    let structure = Structure::of_architecture(arch)?;
+    Ok(Box::leak(Box::new(WeightSpec {
+        id,
+        arch: arch.name,
+        // Never fetched: `Weights::File` is loaded from the path itself.
+        source: WeightSource::Repository { path },
+        sha256: None,
+        key_map: &convnets::resnet::weights::TORCHVISION,
+        transform: EvalTransform {
+            mean: opts.mean.unwrap_or(CIFAR10_MEAN),
+            std: opts.std.unwrap_or(CIFAR10_STD),
+            ..EvalTransform::torchvision(32, 32)
+        },
+        num_classes: 10,
+        num_params: structure.params,
+        accuracy: &[],
+    })))
 }
 
 fn dataset_of(spec: &WeightSpec) -> Dataset {
@@ -329,6 +424,43 @@ fn imagenet(opts: &Options) -> Result<(PathBuf, ImageNetVal)> {
         None => val,
     };
     Ok((dir.clone(), val))
+}
+
+/// The CIFAR-10 test set `--cifar10` points at (`--limit` applied).
+fn cifar10(opts: &Options) -> Result<CifarSplit> {
+    let Some(path) = &opts.cifar10 else {
+        bail!(
+            "`reproduce {}` evaluates on the CIFAR-10 test set (10,000 images), and none was \
+             given: pass --cifar10 PATH, PATH being the binary distribution's folder \
+             (cifar-10-batches-bin, with test_batch.bin in it), that test_batch.bin itself, or \
+             a folder with the Hugging Face Hub's uoft-cs/cifar10 parquet \
+             (plain_text/test-00000-of-00001.parquet)",
+            opts.what
+        );
+    };
+    let parquet = Cifar::Ten.hub_file(false).1;
+    let test = if path.is_file() {
+        Cifar::Ten.read_binary(path, None)
+    } else if path.join(parquet).is_file() {
+        Cifar::Ten.from_parquet_dir(path, false)
+    } else {
+        Cifar::Ten.from_binary_dir(path, false)
+    }
+    .with_context(|| format!("reading the CIFAR-10 test set at {}", path.display()))?;
+    let Some(n) = opts.limit.filter(|&n| n < test.len()) else {
+        return Ok(test);
+    };
+    let picked: Vec<usize> = (0..n).map(|k| k * test.len() / n).collect();
+    let size = convnets::data::cifar::IMAGE_BYTES;
+    Ok(CifarSplit {
+        images: picked
+            .iter()
+            .flat_map(|&i| &test.images[i * size..(i + 1) * size])
+            .copied()
+            .collect(),
+        labels: picked.iter().map(|&i| test.labels[i]).collect(),
+        coarse_labels: None,
+    })
 }
 
 /// The protocol a model was run with, comparable with the tables' [`Measure`]s.
@@ -399,12 +531,28 @@ fn reference(spec: &WeightSpec, dataset: Dataset, ran: Ran<'_>) -> Option<Refere
         })
 }
 
+/// Where the weights evaluated come from.
+#[derive(Debug)]
+enum Weights {
+    /// The zoo's file, fetched and checked.
+    Zoo(Fetched),
+    /// A file given with `--weights`.
+    File(PathBuf),
+}
+
+/// The evaluation sets a run has read.
+#[derive(Debug, Clone, Copy, Default)]
+struct Sets<'a> {
+    imagenet: Option<&'a ImageNetVal>,
+    cifar10: Option<&'a CifarSplit>,
+}
+
 /// Loads and evaluates one set of weights.
 fn measure(
     spec: &'static WeightSpec,
-    file: &Fetched,
+    weights: &Weights,
     opts: &Options,
-    imagenet: Option<&ImageNetVal>,
+    data: Sets<'_>,
     scales: &[(&str, Vec<usize>)],
     run: Run<'_>,
 ) -> Result<Row> {
@@ -421,13 +569,20 @@ fn measure(
             label,
         )
     } else {
-        let model = Model::pretrained(spec, file, DType::F32, run.device)
-            .with_context(|| format!("loading {}", file.path().display()))?;
-        (
-            model,
-            Some(file.sha256().to_string()),
-            arch.summary.to_string(),
-        )
+        match weights {
+            Weights::Zoo(file) => (
+                Model::pretrained(spec, file, DType::F32, run.device)
+                    .with_context(|| format!("loading {}", file.path().display()))?,
+                Some(file.sha256().to_string()),
+                arch.summary.to_string(),
+            ),
+            Weights::File(path) => (
+                Model::from_file(spec, path, DType::F32, run.device)
+                    .with_context(|| format!("loading --weights {}", path.display()))?,
+                Some(convnets::core::checkpoint::sha256_file(path)?),
+                format!("--weights {}", path.display()),
+            ),
+        }
     };
     let scales = scales
         .iter()
@@ -439,12 +594,18 @@ fn measure(
             evaluate::mnist(&model, spec.id, opts.limit, run)?,
         ),
         Dataset::ImageNet => {
-            let val = imagenet.context("the ImageNet validation set")?;
+            let val = data.imagenet.context("the ImageNet validation set")?;
             let (h, w) = spec.transform.crop;
             let m = evaluate::imagenet(&model, spec, val, opts.protocol, scales, run)?;
             ([arch.config.in_channels(), h, w], m)
         }
-        Dataset::Cifar10 => bail!("{}: the zoo has no CIFAR-10 evaluation", spec.id),
+        Dataset::Cifar10 => {
+            let test = data.cifar10.context("the CIFAR-10 test set")?;
+            (
+                arch.input_shape(),
+                evaluate::cifar10(&model, spec, test, run)?,
+            )
+        }
     };
     let structure = Structure::of(|vb| Model::for_weights(spec, vb), input)?;
     let ran = Ran::of(opts, dataset, scales);
@@ -468,12 +629,14 @@ fn measure(
     }
     row.images_per_sec = Some(measured.images_per_sec());
     row.sha256 = sha256;
-    row.retrained = retrained;
+    let user_file = matches!(weights, Weights::File(_));
+    row.other_weights = retrained || user_file;
     // After `partial` is known: a partial run gets no Δ.
     if let Some(mut reference) = reference(spec, dataset, ran) {
-        // A shortened retraining is not the recipe the published number comes from: shown
-        // beside it, but not held to it.
-        reference.own &= opts.train_epochs.is_none() && opts.train_limit.is_none();
+        // A user's file, or a shortened retraining, is not what the published number was
+        // measured on: shown beside it, but not held to it.
+        let shortened = retrained && (opts.train_epochs.is_some() || opts.train_limit.is_some());
+        reference.own &= !user_file && !shortened;
         row.compare_with(reference);
     }
     eprintln!(
@@ -618,7 +781,14 @@ mod tests {
             .with_repository("/")
             .fetch(spec)?;
         assert_eq!(fetched.check(), convnets::Check::Shipped);
-        let row = measure(spec, &fetched, &opts, None, &[], run)?;
+        let row = measure(
+            spec,
+            &Weights::Zoo(fetched),
+            &opts,
+            Sets::default(),
+            &[],
+            run,
+        )?;
         assert_eq!(row.images, Some(10_000));
         assert!(!row.partial);
         assert_eq!(row.protocol, "full image");

@@ -20,6 +20,18 @@ options:
                         Face parquet shards (DIR[/data]/validation-*.parquet)
   --ground-truth FILE   with a flat folder of the official tar: the devkit's
                         ILSVRC2012_validation_ground_truth.txt
+  --cifar10 PATH        the CIFAR-10 test set: the binary distribution's folder
+                        (cifar-10-batches-bin), a binary batch file (test_batch.bin,
+                        or part of one), or a folder with the hub's parquet
+                        (plain_text/test-00000-of-00001.parquet)
+  --weights FILE        evaluate FILE (safetensors or .pth) in place of the zoo's
+                        weights: with a weights id, under its transform and key map;
+                        with a CIFAR architecture (resnet20 .. resnet1202, plain20 ..),
+                        which the zoo has no weights for, in torchvision's names
+  --mean R,G,B --std R,G,B
+                        with a CIFAR architecture: the normalisation FILE was trained
+                        with (default: CIFAR-10's training set, 0.4914,0.4822,0.4465
+                        and 0.2470,0.2435,0.2616)
   --protocol P          single (default): one centre crop, the weights' transform;
                         ten-crop: corners and centre, and mirrored (Krizhevsky 2012);
                         multi-scale: dense evaluation over several shorter sides and
@@ -82,6 +94,12 @@ pub struct Options {
     pub train_epochs: Option<usize>,
     /// `--train-limit`: retraining on part of the training set.
     pub train_limit: Option<usize>,
+    pub cifar10: Option<PathBuf>,
+    /// `--weights`: a user's checkpoint to evaluate.
+    pub weights: Option<PathBuf>,
+    /// `--mean` and `--std`, on `[0, 1]` pixels.
+    pub mean: Option<[f32; 3]>,
+    pub std: Option<[f32; 3]>,
 }
 
 fn value(parser: &mut lexopt::Parser, name: &str) -> Result<String> {
@@ -97,6 +115,17 @@ fn positive(value: &str, option: &str) -> Result<usize> {
         Ok(n) if n > 0 => Ok(n),
         _ => bail!("{option}: `{value}` is not a positive whole number"),
     }
+}
+
+/// Three per-channel numbers, `R,G,B`.
+fn channels(value: &str, option: &str) -> Result<[f32; 3]> {
+    let parsed: Option<Vec<f32>> = value
+        .split(',')
+        .map(|v| v.trim().parse::<f32>().ok().filter(|v| v.is_finite()))
+        .collect();
+    parsed
+        .and_then(|v| <[f32; 3]>::try_from(v).ok())
+        .with_context(|| format!("{option}: `{value}` is not three numbers R,G,B"))
 }
 
 impl Options {
@@ -122,6 +151,10 @@ impl Options {
             train: false,
             train_epochs: None,
             train_limit: None,
+            cifar10: None,
+            weights: None,
+            mean: None,
+            std: None,
         };
         while let Some(arg) = parser.next()? {
             match arg {
@@ -157,6 +190,10 @@ impl Options {
                 Long("threads") => {
                     o.threads = Some(positive(&value(&mut parser, "threads")?, "--threads")?)
                 }
+                Long("cifar10") => o.cifar10 = Some(value(&mut parser, "cifar10")?.into()),
+                Long("weights") => o.weights = Some(value(&mut parser, "weights")?.into()),
+                Long("mean") => o.mean = Some(channels(&value(&mut parser, "mean")?, "--mean")?),
+                Long("std") => o.std = Some(channels(&value(&mut parser, "std")?, "--std")?),
                 Long("device") => o.device = value(&mut parser, "device")?,
                 Long("offline") => o.offline = true,
                 Long("out") => o.out = value(&mut parser, "out")?.into(),
@@ -189,6 +226,9 @@ impl Options {
             what.context("what to reproduce? (a family, an architecture, a weights id, or `all`)")?;
         if o.scales.is_some() && o.protocol != Protocol::MultiScale {
             bail!("--scales is for --protocol multi-scale");
+        }
+        if (o.mean.is_some() || o.std.is_some()) && o.weights.is_none() {
+            bail!("--mean and --std describe the checkpoint given with --weights");
         }
         if (o.train_epochs.is_some() || o.train_limit.is_some()) && !o.train {
             bail!("--train-epochs and --train-limit shorten --train, which was not given");
@@ -243,6 +283,7 @@ mod tests {
                 &["lenet", "--train", "--train-limit", "0"][..],
                 "--train-limit",
             ),
+            (&["resnet20", "--mean", "0.5,0.5"][..], "--mean"),
         ] {
             let err = parse(args).unwrap_err().to_string();
             assert!(err.contains(needle), "{args:?}: {err}");

@@ -55,8 +55,9 @@ pub struct Row {
     pub images_per_sec: Option<f64>,
     /// sha256 of the weights file evaluated.
     pub sha256: Option<String>,
-    /// Measured on weights this run trained (`--train`), which the label describes.
-    pub retrained: bool,
+    /// Measured on weights other than the zoo's (trained by this run with `--train`, or
+    /// given with `--weights`), which the label describes.
+    pub other_weights: bool,
 }
 
 impl Row {
@@ -83,7 +84,7 @@ impl Row {
             interpolation: None,
             images_per_sec: None,
             sha256: None,
-            retrained: false,
+            other_weights: false,
         }
     }
 
@@ -194,7 +195,7 @@ fn cells(row: &Row) -> [String; 16] {
     let partial = if row.partial { " *" } else { "" };
     let r = row.reference.as_ref();
     let model = match row.kind {
-        Kind::Measured if row.retrained => format!("`{}`, {}", row.model, row.label),
+        Kind::Measured if row.other_weights => format!("`{}`, {}", row.model, row.label),
         Kind::Measured => format!("`{}`", row.model),
         Kind::Paper => format!("{}: {} (paper)", row.model, row.label),
     };

@@ -47,6 +47,12 @@ pub fn run(args: &[String]) -> Result<()> {
         limit_threads(n);
     }
     let plan = Plan::new(&opts.what)?.with_user_weights(&opts)?;
+    ensure!(
+        !plan.targets.is_empty() || !plan.papers.is_empty(),
+        "`{}` has neither pretrained weights in the zoo nor a published result to show (a \
+         checkpoint of one's own can be given with --weights FILE)",
+        opts.what
+    );
     let device = convnets::core::device::parse(&opts.device)?;
 
     // Everything a run needs, before the first image: data, protocol, weights.
@@ -146,34 +152,21 @@ impl Plan {
                 papers: convnets::paper_results().collect(),
             });
         }
-        let (targets, papers, name): (Vec<_>, Vec<_>, String) =
-            if let Some(family) = Family::from_name(what) {
-                (
-                    family.weights().collect(),
-                    family.paper_results().collect(),
-                    format!("the {family} family"),
-                )
-            } else if let Ok(spec) = weight(what) {
-                let arch = architecture(spec.arch)?;
-                (vec![spec], arch.paper_results().collect(), String::new())
-            } else if let Ok(arch) = architecture(what) {
-                (
-                    arch.weights().collect(),
-                    arch.paper_results().collect(),
-                    format!("architecture `{what}`"),
-                )
-            } else {
-                let families: Vec<_> = Family::ALL.iter().map(|f| f.name()).collect();
-                bail!(
-                    "`{what}` is neither a family ({}), an architecture, a weights id nor `all` \
+        let (targets, papers): (Vec<_>, Vec<_>) = if let Some(family) = Family::from_name(what) {
+            (family.weights().collect(), family.paper_results().collect())
+        } else if let Ok(spec) = weight(what) {
+            let arch = architecture(spec.arch)?;
+            (vec![spec], arch.paper_results().collect())
+        } else if let Ok(arch) = architecture(what) {
+            (arch.weights().collect(), arch.paper_results().collect())
+        } else {
+            let families: Vec<_> = Family::ALL.iter().map(|f| f.name()).collect();
+            bail!(
+                "`{what}` is neither a family ({}), an architecture, a weights id nor `all` \
                      (`cargo run -p convnets -- models` lists them)",
-                    families.join(", ")
-                )
-            };
-        ensure!(
-            !targets.is_empty() || !papers.is_empty(),
-            "{name} has neither pretrained weights in the zoo nor a published result to show"
-        );
+                families.join(", ")
+            )
+        };
         Ok(Self { targets, papers })
     }
 

@@ -75,6 +75,8 @@ pub struct Request {
     pub path: String,
     /// The `Range` header, if any.
     pub range: Option<String>,
+    /// The `Authorization` header, if any.
+    pub authorization: Option<String>,
     /// The status answered.
     pub status: u16,
     /// Body bytes sent.
@@ -193,6 +195,7 @@ fn answer(stream: TcpStream, files: &mut [(Served, bool)]) -> Option<Request> {
     let log = |status, sent| Request {
         path: path.clone(),
         range: range.clone(),
+        authorization: auth.clone(),
         status,
         sent,
     };

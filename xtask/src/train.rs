@@ -5,8 +5,8 @@
 //! defaults below are the recipes whose results `docs/lenet.md` records.
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
 
 use anyhow::{Context, Result, bail};
 use candle_core::DType;
@@ -32,6 +32,8 @@ options:
                              cache, downloading into it; HF_HOME, HF_ENDPOINT)
   --epochs N  --batch-size N  --lr X  --seed N  --optimizer sgd|adamw
                              override the recipe
+  --limit N                  train on N of the training images, spread evenly over
+                             the set (a quick run; the test set stays whole)
   --out DIR                  output directory  [runs/lenet5_<variant>[_distortions][_fashion]]
   --resume                   continue the run in --out from its checkpoint
   --device cpu|cuda[:N]      [cpu]
@@ -52,6 +54,7 @@ struct Options {
     fashion: bool,
     fashion_dir: Option<PathBuf>,
     epochs: Option<u64>,
+    limit: Option<usize>,
     batch_size: Option<usize>,
     lr: Option<f64>,
     /// Stop (with a checkpoint) after this many steps in all; for tests, so not in USAGE.
@@ -70,6 +73,7 @@ fn parse(args: &[String]) -> Result<Options> {
         fashion: false,
         fashion_dir: None,
         epochs: None,
+        limit: None,
         batch_size: None,
         lr: None,
         max_steps: None,
@@ -96,6 +100,7 @@ fn parse(args: &[String]) -> Result<Options> {
             "--fashion-dir" => o.fashion_dir = Some(value()?.into()),
             "--epochs" => o.epochs = Some(positive(arg, value()?)?),
             "--batch-size" => o.batch_size = Some(positive(arg, value()?)?),
+            "--limit" => o.limit = Some(positive(arg, value()?)?),
             "--max-steps" => o.max_steps = Some(positive(arg, value()?)?),
             "--lr" => {
                 let lr: f64 = value()?.parse().context("--lr")?;
@@ -211,6 +216,26 @@ pub fn lenet_dataset(split: &Split) -> Result<InMemory> {
     .with_padding(pad))
 }
 
+/// `n` examples of `split` spread evenly over it (every class present, as the splits are
+/// not sorted by label), or all of it.
+fn evenly_spaced(split: &Split, n: Option<usize>) -> Split {
+    let Some(n) = n.filter(|&n| n < split.count) else {
+        return split.clone();
+    };
+    let size = split.rows * split.cols;
+    let picked: Vec<usize> = (0..n).map(|k| k * split.count / n).collect();
+    Split {
+        images: picked
+            .iter()
+            .flat_map(|&i| &split.images[i * size..(i + 1) * size])
+            .copied()
+            .collect(),
+        labels: picked.iter().map(|&i| split.labels[i]).collect(),
+        count: n,
+        ..*split
+    }
+}
+
 fn load_data(o: &Options) -> Result<MnistData> {
     if o.fashion {
         Ok(FashionMnist::resolve(o.fashion_dir.as_deref())?)
@@ -272,6 +297,34 @@ fn train_config(o: &Options, examples: usize) -> TrainConfig {
 }
 
 pub fn run(args: &[String]) -> Result<()> {
+    lenet5(args).map(|_| ())
+}
+
+/// The stop flag Ctrl-C sets, installed once per process (`reproduce lenet --train`
+/// trains several networks in a row, and a process can have one handler only).
+fn stop_flag() -> Result<Arc<AtomicBool>> {
+    static STOP: OnceLock<Arc<AtomicBool>> = OnceLock::new();
+    if let Some(stop) = STOP.get() {
+        return Ok(stop.clone());
+    }
+    let stop = Arc::new(AtomicBool::new(false));
+    let flag = stop.clone();
+    ctrlc::set_handler(move || {
+        if flag.swap(true, Ordering::SeqCst) {
+            // A second Ctrl-C: leave now.
+            std::process::exit(130);
+        }
+        eprintln!(
+            "\ninterrupt: finishing the step and writing a checkpoint (Ctrl-C again to abort)"
+        );
+    })
+    .context("installing the Ctrl-C handler")?;
+    Ok(STOP.get_or_init(|| stop).clone())
+}
+
+/// Trains as `args` say (`lenet5 [options]`) and tells how the run ended: a run stopped by
+/// Ctrl-C is the error [`Interrupted`], after its checkpoint is written.
+pub fn lenet5(args: &[String]) -> Result<Outcome> {
     let Some((model, rest)) = args.split_first() else {
         bail!("which model?\n\n{USAGE}");
     };
@@ -281,13 +334,13 @@ pub fn run(args: &[String]) -> Result<()> {
     let o = parse(rest)?;
     let device = convnets_core::device::parse(&o.device)?;
     let out = o.out.clone().unwrap_or_else(|| default_out(&o));
-    let stop = Arc::new(AtomicBool::new(false));
+    let stop = stop_flag()?;
     let run = RunOptions {
         out_dir: out.clone(),
         resume: o.resume,
         max_steps: o.max_steps,
         checkpoint_every: Some(500),
-        stop: Some(stop.clone()),
+        stop: Some(stop),
         progress: true,
         device: device.clone(),
     };
@@ -300,20 +353,17 @@ pub fn run(args: &[String]) -> Result<()> {
         );
     }
     let data = load_data(&o)?;
-    let train_set = lenet_dataset(&data.train)?;
+    let train_split = evenly_spaced(&data.train, o.limit);
+    let train_set = lenet_dataset(&train_split)?;
     let test_set = lenet_dataset(&data.test)?;
-    let config = train_config(&o, data.train.count);
-    let steps = config.steps_per_epoch(data.train.count);
-    ctrlc::set_handler(move || {
-        if stop.swap(true, Ordering::SeqCst) {
-            // A second Ctrl-C: leave now.
-            std::process::exit(130);
-        }
-        eprintln!(
-            "\ninterrupt: finishing the step and writing a checkpoint (Ctrl-C again to abort)"
+    let mut config = train_config(&o, train_split.count);
+    if train_split.count < data.train.count {
+        config.data += &format!(
+            ", {} of the {} training images",
+            train_split.count, data.train.count
         );
-    })
-    .context("installing the Ctrl-C handler")?;
+    }
+    let steps = config.steps_per_epoch(train_split.count);
 
     let varmap = VarMap::new();
     let model = LeNet5::new(
@@ -324,12 +374,14 @@ pub fn run(args: &[String]) -> Result<()> {
         "training LeNet-5 {} on {} ({} train, {} test), {} epochs of {steps} steps, writing to {}",
         o.variant,
         if o.fashion { "Fashion-MNIST" } else { "MNIST" },
-        data.train.count,
+        train_split.count,
         data.test.count,
         config.epochs,
         out.display()
     );
-    match convnets_train::train(&model, &varmap, &config, &train_set, Some(&test_set), &run)? {
+    let outcome =
+        convnets_train::train(&model, &varmap, &config, &train_set, Some(&test_set), &run)?;
+    match &outcome {
         Outcome::Finished { records } => {
             let last = records.last().context("no epoch recorded")?;
             println!(
@@ -342,7 +394,7 @@ pub fn run(args: &[String]) -> Result<()> {
         Outcome::Stopped {
             step,
             reason: StopReason::Interrupted,
-        } => return Err(Interrupted { step, out }.into()),
+        } => return Err(Interrupted { step: *step, out }.into()),
         Outcome::Stopped {
             step,
             reason: StopReason::MaxSteps,
@@ -353,7 +405,7 @@ pub fn run(args: &[String]) -> Result<()> {
             );
         }
     }
-    Ok(())
+    Ok(outcome)
 }
 
 /// A run ended by Ctrl-C after writing its checkpoint: `main` exits with status 130.

@@ -1,7 +1,9 @@
 //! `cargo xtask reproduce` end to end, without the internet: the real `resnet18.tv_in1k` row,
 //! its file served by a local hub (weights from the parity generator, `HF_ENDPOINT` pointing
-//! at it), evaluated on real photographs filed as an ImageNet validation folder; and the
-//! messages of a run that lacks its data or its weights.
+//! at it, `HF_TOKEN` opening it), evaluated on real photographs filed as an ImageNet
+//! validation folder; LeNet-5's shipped weights and their retraining beside LeCun 1998; the
+//! published rows of the families without weights; and the messages of a run that lacks its
+//! data or its weights.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -9,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, ensure};
 use candle_core::{DType, Device, Tensor};
+use convnets::core::spec::{WeightSource, WeightSpec};
 use convnets::data::imagenet::ImageNetVal;
 use convnets::data::loader::{Loader, LoaderConfig};
 use convnets::data::{Transform, Views};
@@ -111,11 +114,10 @@ fn resnet18_from_a_local_hub_on_real_photographs() -> Result<()> {
     let val = imagenet_folder(&dir)?;
     let weights = resnet18_safetensors(&dir)?;
     let sha = sha256_hex(&weights);
-    let server = HubServer::start(vec![Served::hub(
-        "timm/resnet18.tv_in1k",
-        "model.safetensors",
-        weights,
-    )]);
+    // Gated: only HF_TOKEN, read from the environment, opens it.
+    let server = HubServer::start(vec![
+        Served::hub("timm/resnet18.tv_in1k", "model.safetensors", weights).gated("hf_secret"),
+    ]);
     let (hf, out) = (dir.join("hf"), dir.join("out"));
     let args = [
         "resnet18.tv_in1k",
@@ -125,13 +127,28 @@ fn resnet18_from_a_local_hub_on_real_photographs() -> Result<()> {
         out.to_str().context("path")?,
         "--batch-size",
         "2",
+        "--threads",
+        "2",
     ];
 
     let start = Instant::now();
-    let run = reproduce(&args, &[("HF_HOME", &hf)], Some(&server.url()));
+    let token = Path::new("hf_secret");
+    let run = reproduce(
+        &args,
+        &[("HF_HOME", &hf), ("HF_TOKEN", token)],
+        Some(&server.url()),
+    );
     eprintln!("reproduce resnet18.tv_in1k: {:?}", start.elapsed());
     let (stdout, stderr) = (text(&run.stdout), text(&run.stderr));
     ensure!(run.status.success(), "{stdout}\n{stderr}");
+    let requests = server.requests();
+    assert!(
+        !requests.is_empty()
+            && requests
+                .iter()
+                .all(|r| r.authorization.as_deref() == Some("Bearer hf_secret")),
+        "{requests:?}"
+    );
 
     // The Markdown table: the measured row beside torchvision's number and the paper's.
     assert!(stdout.contains("| model | protocol | images | top-1 | top-5 | ref top-1 |"));
@@ -160,6 +177,11 @@ fn resnet18_from_a_local_hub_on_real_photographs() -> Result<()> {
     assert!((row["gflops"].as_f64().context("gflops")? - 1.814).abs() < 5e-4);
     assert!(rows[1..].iter().all(|r| r["kind"] == "paper"));
     assert_eq!(json["run"]["device"], "cpu");
+    assert_eq!(json["run"]["threads"], 2);
+    assert!(
+        stdout.contains("device cpu, 2 threads, batch 2"),
+        "{stdout}"
+    );
     assert_eq!(
         std::fs::read_to_string(file("csv"))?.lines().count(),
         rows.len() + 1
@@ -341,5 +363,339 @@ fn without_data_or_weights_it_fails_at_once_saying_what_is_missing() -> Result<(
         "{:?}",
         start.elapsed()
     );
+    Ok(())
+}
+
+/// The table's rows whose first cell starts with `model`, split into their cells.
+fn table_rows<'a>(markdown: &'a str, model: &str) -> Vec<Vec<&'a str>> {
+    markdown
+        .lines()
+        .filter(|l| l.starts_with(&format!("| {model}")))
+        .map(|l| l.trim_matches('|').split(" | ").map(str::trim).collect())
+        .collect()
+}
+
+/// The test error (percent) of the last epoch a shipped LeNet-5 was trained for, from the
+/// metrics log beside its weights.
+fn shipped_test_error(spec: &WeightSpec) -> Result<f64> {
+    let WeightSource::Repository { path } = spec.source else {
+        anyhow::bail!("{} does not ship in the repository", spec.id);
+    };
+    let dir = root().join(path);
+    let dir = dir.parent().context("the weights' folder")?;
+    let log = std::fs::read_to_string(dir.join("metrics.jsonl"))?;
+    let last: Value = serde_json::from_str(log.lines().last().context("an epoch")?)?;
+    last["test_err"].as_f64().context("test_err")
+}
+
+#[test]
+fn lenet_with_the_shipped_weights_beside_lecun_1998() -> Result<()> {
+    let dir = scratch("lenet");
+    let out = dir.join("out");
+    let run = reproduce(
+        &[
+            "lenet",
+            "--out",
+            out.to_str().context("path")?,
+            "--threads",
+            "1",
+        ],
+        &[],
+        None,
+    );
+    let stdout = text(&run.stdout);
+    ensure!(run.status.success(), "{stdout}\n{}", text(&run.stderr));
+
+    let family: Vec<_> = convnets::Family::LeNet.weights().collect();
+    assert_eq!(family.len(), 3);
+    for spec in family {
+        let rows = table_rows(&stdout, &format!("`{}`", spec.id));
+        let [row] = &rows[..] else {
+            panic!("one row for {}: {stdout}", spec.id)
+        };
+        // model, protocol, images, top-1, top-5, ref top-1, ref top-5, Δ top-1.
+        let measured = 100.0 - shipped_test_error(spec)?;
+        let top1 = format!("{measured:.3}");
+        assert_eq!(
+            row[1..4],
+            ["full image", "10,000", top1.as_str()],
+            "{row:?}"
+        );
+        let own = spec.accuracy[0].top1.context("own top-1")?;
+        assert_eq!(row[5], format!("{own:.3}"), "{row:?}");
+        assert_eq!(row[7], format!("{:+.3}", measured - own), "{row:?}");
+    }
+    let papers: Vec<_> = convnets::Family::LeNet.paper_results().collect();
+    assert!(!papers.is_empty());
+    for r in papers {
+        let rows = table_rows(&stdout, &format!("{}: {} (paper)", r.arch, r.label));
+        let [row] = &rows[..] else {
+            panic!("one row for {}: {stdout}", r.label)
+        };
+        let top1 = r.accuracy.top1.context("top-1")?;
+        assert_eq!(row[5], format!("{top1:.3}"));
+        assert!(
+            row[9].starts_with("LeCun, Bottou, Bengio, Haffner 1998"),
+            "{row:?}"
+        );
+    }
+    assert!(out.join("reproduce-lenet-single.json").is_file());
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(())
+}
+
+#[test]
+fn lenet_retrained_briefly_is_measured_and_labelled_by_its_recipe() -> Result<()> {
+    let dir = scratch("lenet-train");
+    let out = dir.join("out");
+    let start = Instant::now();
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_xtask"));
+    let run = cmd
+        .args([
+            "reproduce",
+            "lenet",
+            "--train",
+            "--train-epochs",
+            "1",
+            "--train-limit",
+            "3000",
+            "--limit",
+            "1000",
+            "--threads",
+            "1",
+            "--out",
+        ])
+        .arg(&out)
+        .env("RAYON_NUM_THREADS", "1")
+        .output()?;
+    eprintln!("reproduce lenet --train: {:?}", start.elapsed());
+    let stdout = text(&run.stdout);
+    ensure!(run.status.success(), "{stdout}\n{}", text(&run.stderr));
+
+    let json: Value = serde_json::from_str(&std::fs::read_to_string(
+        out.join("reproduce-lenet-single-limit1000.json"),
+    )?)?;
+    let measured: Vec<&Value> = json["rows"]
+        .as_array()
+        .context("rows")?
+        .iter()
+        .filter(|r| r["kind"] == "measured")
+        .collect();
+    assert_eq!(measured.len(), 3);
+    for row in measured {
+        let id = row["model"].as_str().context("model")?;
+        let recipe = if id.starts_with("lenet5_modern") {
+            "the modern recipe"
+        } else {
+            "the paper's protocol"
+        };
+        let label = row["label"].as_str().context("label")?;
+        assert!(
+            label.starts_with(&format!("retrained here with {recipe}"))
+                && label.ends_with("shortened to 1 epoch on 3000 training digits"),
+            "{id}: {label}"
+        );
+        assert!(stdout.contains(&format!("| `{id}`, {label} | full image | 1,000 * |")));
+        assert_eq!(row["images"], 1000);
+        // Trained: far above the 10 % of chance, even after 3,000 digits (the modern net's
+        // single epoch is its warm-up).
+        let top1 = row["top1"].as_f64().context("top-1")?;
+        assert!(top1 > 30.0, "{id}: {top1}");
+        // Beside the published number, not held to it: a shortened run is no regression.
+        assert_eq!(row["reference"]["own"], false);
+        // The row is the weights written, trained as the options said.
+        let trained = out.join(format!("train-{id}"));
+        let weights = std::fs::read(trained.join("weights.safetensors"))?;
+        assert_eq!(row["sha256"], sha256_hex(&weights).as_str());
+        let config: Value =
+            serde_json::from_str(&std::fs::read_to_string(trained.join("config.json"))?)?;
+        assert_eq!(config["epochs"], 1);
+        assert_eq!(config["data"], "mnist, 3000 of the 60000 training images");
+        assert_eq!(
+            config["augment"].as_array().is_some_and(|a| !a.is_empty()),
+            id.ends_with("distortions")
+        );
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(())
+}
+
+#[test]
+fn families_without_weights_give_their_published_rows() -> Result<()> {
+    let dir = scratch("papers");
+    let out = dir.join("out");
+    for family in [convnets::Family::ZfNet, convnets::Family::ResNetCifar] {
+        let run = reproduce(
+            &[family.name(), "--out", out.to_str().context("path")?],
+            &[("HF_HOME", &dir.join("hf"))],
+            Some("http://127.0.0.1:9"),
+        );
+        let stdout = text(&run.stdout);
+        ensure!(run.status.success(), "{stdout}\n{}", text(&run.stderr));
+        assert!(stdout.contains("No pretrained weights for"), "{stdout}");
+        let papers: Vec<_> = family.paper_results().collect();
+        assert!(!papers.is_empty());
+        for r in &papers {
+            let rows = table_rows(&stdout, &format!("{}: {} (paper)", r.arch, r.label));
+            let [row] = &rows[..] else {
+                panic!("one row for {}: {stdout}", r.label)
+            };
+            let top1 = r.accuracy.top1.context("top-1")?;
+            assert_eq!(row[5], format!("{top1:.3}"));
+            assert_eq!(row[9], r.accuracy.source);
+        }
+        let json: Value = serde_json::from_str(&std::fs::read_to_string(
+            out.join(format!("reproduce-{}-single.json", family.name())),
+        )?)?;
+        assert_eq!(json["rows"].as_array().map(Vec::len), Some(papers.len()));
+        assert!(
+            json["note"]
+                .as_str()
+                .is_some_and(|n| n.contains("nothing was measured"))
+        );
+    }
+    let zf = text(&std::fs::read(out.join("reproduce-zfnet-single.md"))?);
+    assert!(
+        zf.contains("Zeiler, Fergus 2014") && zf.contains("| 61.600 |"),
+        "{zf}"
+    );
+    let cifar = text(&std::fs::read(
+        out.join("reproduce-resnet-cifar-single.md"),
+    )?);
+    assert!(cifar.contains("He et al. 2015, Table 6") && cifar.contains("| 91.250 |"));
+    assert!(cifar.contains("CIFAR-10"));
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(())
+}
+
+#[test]
+fn an_unreachable_network_stops_the_downloads_and_names_every_file() -> Result<()> {
+    let dir = scratch("unreachable");
+    let val = imagenet_folder(&dir)?;
+    // A port nothing listens on: connecting fails.
+    let closed = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+        listener.local_addr()?.port()
+    };
+    let endpoint = format!("http://127.0.0.1:{closed}");
+    let start = Instant::now();
+    let run = reproduce(
+        &["resnet", "--imagenet", val.to_str().context("path")?],
+        &[
+            ("HF_HOME", &dir.join("hf")),
+            ("TORCH_HOME", &dir.join("torch")),
+        ],
+        Some(&endpoint),
+    );
+    let err = text(&run.stderr);
+    assert!(!run.status.success());
+    assert!(
+        start.elapsed() < Duration::from_secs(20),
+        "{:?}",
+        start.elapsed()
+    );
+    let ids: Vec<&str> = convnets::Family::ResNet.weights().map(|s| s.id).collect();
+    for id in &ids {
+        assert!(
+            err.contains(&format!("weights `{id}`")),
+            "`{id}` not in: {err}"
+        );
+    }
+    // One download tried, the others not, each with how to provide it offline.
+    assert_eq!(err.matches("failed: ").count(), 1, "{err}");
+    assert_eq!(
+        err.matches("so this run downloads nothing more").count(),
+        ids.len() - 1,
+        "{err}"
+    );
+    assert_eq!(
+        err.matches("To provide them without network").count(),
+        ids.len(),
+        "{err}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(())
+}
+
+#[test]
+fn a_users_cifar_resnet_checkpoint_on_a_cifar10_batch() -> Result<()> {
+    let dir = scratch("cifar");
+    let weights = root().join("tests/parity/checkpoints/resnet20_cifar.safetensors");
+    // The checkpoint's own predictions under CIFAR-10's statistics are the labels, so a run
+    // that loads and normalises as documented scores 100 %.
+    let tensors = candle_core::safetensors::load(&weights, &Device::Cpu)?;
+    let vb = candle_nn::VarBuilder::from_tensors(tensors, DType::F32, &Device::Cpu);
+    let model = convnets::Model::new(convnets::architecture("resnet20")?, 10, vb)?;
+    let n = 30;
+    let mut state = 2015u32;
+    let pixels: Vec<u8> = (0..n * 3072)
+        .map(|_| {
+            state = state.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+            (state >> 24) as u8
+        })
+        .collect();
+    let x =
+        (Tensor::from_slice(&pixels, (n, 3, 32, 32), &Device::Cpu)?.to_dtype(DType::F32)? / 255.0)?;
+    let channel = |v: [f32; 3]| Tensor::from_vec(v.to_vec(), (1, 3, 1, 1), &Device::Cpu);
+    let x = x
+        .broadcast_sub(&channel([0.4914, 0.4822, 0.4465])?)?
+        .broadcast_div(&channel([0.2470, 0.2435, 0.2616])?)?;
+    let labels: Vec<u32> = candle_nn::ModuleT::forward_t(&model, &x, false)?
+        .argmax(1)?
+        .to_vec1()?;
+    let mut batch = Vec::new();
+    for (label, image) in labels.iter().zip(pixels.chunks(3072)) {
+        batch.push(*label as u8);
+        batch.extend_from_slice(image);
+    }
+    let file = dir.join("test_batch.bin");
+    std::fs::write(&file, batch)?;
+
+    let out = dir.join("out");
+    let run = reproduce(
+        &[
+            "resnet20",
+            "--cifar10",
+            file.to_str().context("path")?,
+            "--weights",
+            weights.to_str().context("path")?,
+            "--out",
+            out.to_str().context("path")?,
+            "--threads",
+            "1",
+        ],
+        &[],
+        None,
+    );
+    let stdout = text(&run.stdout);
+    ensure!(run.status.success(), "{stdout}\n{}", text(&run.stderr));
+    let json: Value = serde_json::from_str(&std::fs::read_to_string(
+        out.join("reproduce-resnet20-single.json"),
+    )?)?;
+    let row = &json["rows"][0];
+    assert_eq!(row["model"], "resnet20 (resnet20_cifar.safetensors)");
+    assert_eq!(row["dataset"], "cifar-10 test");
+    assert_eq!(row["protocol"], "full image");
+    assert_eq!(row["images"], n);
+    assert_eq!(row["partial"], true);
+    assert_eq!(row["top1"], 100.0);
+    assert_eq!(
+        row["sha256"],
+        sha256_hex(&std::fs::read(&weights)?).as_str()
+    );
+    assert_eq!(row["params"], 269_722);
+    // Beside He et al.'s ResNet-20, not held to it.
+    assert_eq!(row["reference"]["top1"], 91.25);
+    assert_eq!(row["reference"]["own"], false);
+    assert!(stdout.contains("He et al. 2015, Table 6"), "{stdout}");
+
+    // Without the data, it says where to get it.
+    let run = reproduce(
+        &["resnet20", "--weights", weights.to_str().context("path")?],
+        &[],
+        None,
+    );
+    assert!(text(&run.stderr).contains("--cifar10 PATH"));
+    let _ = std::fs::remove_dir_all(&dir);
     Ok(())
 }

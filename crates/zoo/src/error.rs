@@ -39,6 +39,12 @@ pub enum Error {
     #[error("{0}")]
     Fetch(String),
 
+    /// Like [`Error::Fetch`], but the download could not connect at all (no network, a
+    /// firewall, a mirror that is down): other downloads from this machine would most
+    /// likely wait and fail the same way.
+    #[error("{0}")]
+    Unreachable(String),
+
     /// What was asked is not defined for this model or these weights.
     #[error("{0}")]
     Unsupported(String),

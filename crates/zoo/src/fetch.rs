@@ -20,7 +20,9 @@
 //! does not match is deleted from the cache and refused; a file with nothing to check it
 //! against is refused too, unless it ships in the repository. Offline (`--offline`, or
 //! `HF_HUB_OFFLINE=1`), nothing is downloaded, and a missing file is an error that says
-//! where to put it.
+//! where to put it. A download that cannot connect at all is an [`Error::Unreachable`],
+//! so that a caller fetching many files can stop downloading
+//! ([`Fetcher::with_downloads_stopped`]) rather than wait out a connect timeout per file.
 
 use std::path::{Path, PathBuf};
 
@@ -77,9 +79,12 @@ pub struct Fetcher {
     token: Option<String>,
     torch_checkpoints: PathBuf,
     repository: Option<PathBuf>,
-    offline: bool,
+    /// Why nothing is downloaded, when nothing is: said in the error of a missing file.
+    offline: Option<String>,
     progress: bool,
 }
+
+const OFFLINE: &str = "and downloads are off (--offline, or HF_HUB_OFFLINE)";
 
 fn env(name: &str) -> Option<String> {
     std::env::var(name).ok().filter(|v| !v.trim().is_empty())
@@ -99,7 +104,7 @@ impl Fetcher {
             token: None,
             torch_checkpoints: torch_cache.into(),
             repository: None,
-            offline: false,
+            offline: None,
             progress: false,
         }
     }
@@ -163,7 +168,14 @@ impl Fetcher {
 
     /// Never download, or download what is missing.
     pub fn with_offline(mut self, offline: bool) -> Self {
-        self.offline = offline;
+        self.offline = offline.then(|| OFFLINE.to_string());
+        self
+    }
+
+    /// Never download from now on, a missing file's error giving `why` (completing "weights
+    /// … are not in the cache …"): for a caller that saw a download fail to connect.
+    pub fn with_downloads_stopped(mut self, why: impl Into<String>) -> Self {
+        self.offline = Some(why.into());
         self
     }
 
@@ -175,7 +187,7 @@ impl Fetcher {
 
     /// Whether downloads are off.
     pub fn is_offline(&self) -> bool {
-        self.offline
+        self.offline.is_some()
     }
 
     /// The hub cache folder.
@@ -237,13 +249,14 @@ impl Fetcher {
     ) -> Result<Fetched> {
         let path = match self.hub_cached(repo, file, revision) {
             Some(path) => path,
-            None if self.offline => {
-                let why = "and downloads are off (--offline, or HF_HUB_OFFLINE)";
-                return Err(self.missing_hub(spec, repo, file, revision, why));
-            }
-            None => self.hub_download(repo, file, revision).map_err(|why| {
-                self.missing_hub(spec, repo, file, revision, &format!("and {why}"))
-            })?,
+            None => match &self.offline {
+                Some(why) => return Err(self.missing_hub(spec, repo, file, revision, why)),
+                None => self.hub_download(repo, file, revision).map_err(|failed| {
+                    failed.into_error(|why| {
+                        self.missing_hub(spec, repo, file, revision, &format!("and {why}"))
+                    })
+                })?,
+            },
         };
         // The snapshot entry links to `blobs/<etag>`; an LFS file's ETag is its sha256.
         let blob = std::fs::canonicalize(&path).map_err(|e| Error::io(&path, e))?;
@@ -287,16 +300,12 @@ impl Fetcher {
     fn url_file(&self, spec: &WeightSpec, url: &str) -> Result<Fetched> {
         let dest = self.torch_checkpoints.join(url_file_name(url));
         if !dest.is_file() {
-            if self.offline {
-                return Err(self.missing_url(
-                    spec,
-                    url,
-                    &dest,
-                    "and downloads are off (--offline, or HF_HUB_OFFLINE)",
-                ));
+            if let Some(why) = &self.offline {
+                return Err(self.missing_url(spec, url, &dest, why));
             }
-            download_url(url, &dest, self.progress)
-                .map_err(|why| self.missing_url(spec, url, &dest, &format!("and {why}")))?;
+            download_url(url, &dest, self.progress).map_err(|failed| {
+                failed.into_error(|why| self.missing_url(spec, url, &dest, &format!("and {why}")))
+            })?;
         }
         self.verify(spec, &dest, None).inspect_err(|e| {
             if matches!(e, Error::Core(convnets_core::Error::Checksum { .. })) {
@@ -351,7 +360,7 @@ impl Fetcher {
         repo: &str,
         file: &str,
         revision: &str,
-    ) -> std::result::Result<PathBuf, String> {
+    ) -> std::result::Result<PathBuf, Failed> {
         use hf_hub::api::sync::{ApiBuilder, ApiError};
         let url = format!("{}/{repo}/resolve/{revision}/{file}", self.endpoint);
         let api = ApiBuilder::from_cache(Cache::new(self.hub_cache.clone()))
@@ -359,23 +368,61 @@ impl Fetcher {
             .with_token(self.token.clone())
             .with_progress(self.progress)
             .build()
-            .map_err(|e| format!("the hub client could not start: {e}"))?;
+            .map_err(|e| Failed::other(format!("the hub client could not start: {e}")))?;
         api.repo(hub_repo(repo, revision))
             .download(file)
             .map_err(|e| match e {
                 ApiError::RequestError(e) if matches!(*e, ureq::Error::Status(401 | 403, _)) => {
-                    format!(
+                    Failed::other(format!(
                         "{url} refused access ({e}): for a gated or private repository set \
                          HF_TOKEN or run `huggingface-cli login`"
-                    )
+                    ))
                 }
-                e => format!("downloading {url} failed: {e}"),
+                ApiError::RequestError(e) => Failed::of(&e, &url),
+                e => Failed::other(format!("downloading {url} failed: {e}")),
             })
     }
 
     #[cfg(not(feature = "hub"))]
-    fn hub_download(&self, _: &str, _: &str, _: &str) -> std::result::Result<PathBuf, String> {
-        Err("this build of convnets has no `hub` feature to download it".into())
+    fn hub_download(&self, _: &str, _: &str, _: &str) -> std::result::Result<PathBuf, Failed> {
+        Err(Failed::other(
+            "this build of convnets has no `hub` feature to download it",
+        ))
+    }
+}
+
+/// Why a download failed, and whether it could not even connect.
+#[derive(Debug)]
+struct Failed {
+    why: String,
+    unreachable: bool,
+}
+
+impl Failed {
+    fn other(why: impl Into<String>) -> Self {
+        Self {
+            why: why.into(),
+            unreachable: false,
+        }
+    }
+
+    /// A failed request to `url`: unreachable when no connection was made (name not
+    /// resolved, connection refused or timed out, proxy unreachable).
+    #[cfg(feature = "hub")]
+    fn of(e: &ureq::Error, url: &str) -> Self {
+        use ureq::ErrorKind::{ConnectionFailed, Dns, ProxyConnect};
+        Self {
+            why: format!("downloading {url} failed: {e}"),
+            unreachable: matches!(e.kind(), Dns | ConnectionFailed | ProxyConnect),
+        }
+    }
+
+    /// The error to return, its message made by `missing` from the reason.
+    fn into_error(self, missing: impl FnOnce(&str) -> Error) -> Error {
+        match missing(&self.why) {
+            Error::Fetch(message) if self.unreachable => Error::Unreachable(message),
+            e => e,
+        }
     }
 }
 
@@ -402,10 +449,10 @@ fn is_sha256(s: &str) -> bool {
 /// left (HTTP range request; a server that ignores the range sends the whole file, which
 /// replaces it).
 #[cfg(feature = "hub")]
-fn download_url(url: &str, dest: &Path, progress: bool) -> std::result::Result<(), String> {
+fn download_url(url: &str, dest: &Path, progress: bool) -> std::result::Result<(), Failed> {
     use std::io::{Read, Write};
 
-    let io = |e: std::io::Error| format!("{}: {e}", dest.display());
+    let io = |e: std::io::Error| Failed::other(format!("{}: {e}", dest.display()));
     if let Some(dir) = dest.parent() {
         std::fs::create_dir_all(dir).map_err(io)?;
     }
@@ -416,9 +463,7 @@ fn download_url(url: &str, dest: &Path, progress: bool) -> std::result::Result<(
     if have > 0 {
         request = request.set("Range", &format!("bytes={have}-"));
     }
-    let response = request
-        .call()
-        .map_err(|e| format!("downloading {url} failed: {e}"))?;
+    let response = request.call().map_err(|e| Failed::of(&e, url))?;
     let resumed = response.status() == 206;
     let offset = if resumed { have } else { 0 };
     let total = response
@@ -445,11 +490,11 @@ fn download_url(url: &str, dest: &Path, progress: bool) -> std::result::Result<(
     let mut buf = vec![0u8; 1 << 16];
     let mut written = offset;
     let interrupted = |written: u64, e: &dyn std::fmt::Display| {
-        format!(
+        Failed::other(format!(
             "downloading {url} stopped after {written} bytes ({e}); run again to resume from \
              {}",
             part.display()
-        )
+        ))
     };
     loop {
         let n = match reader.read(&mut buf) {
@@ -470,8 +515,10 @@ fn download_url(url: &str, dest: &Path, progress: bool) -> std::result::Result<(
 }
 
 #[cfg(not(feature = "hub"))]
-fn download_url(_: &str, _: &Path, _: bool) -> std::result::Result<(), String> {
-    Err("this build of convnets has no `hub` feature to download it".into())
+fn download_url(_: &str, _: &Path, _: bool) -> std::result::Result<(), Failed> {
+    Err(Failed::other(
+        "this build of convnets has no `hub` feature to download it",
+    ))
 }
 
 #[cfg(test)]

@@ -9,6 +9,7 @@ use anyhow::{Context, Result, ensure};
 use candle_core::{DType, Device, Tensor};
 use candle_nn::ModuleT;
 use convnets::core::parity::Fixture;
+use convnets::data::imagenet::CLASSES;
 use convnets::data::{Transform, decode::decode};
 use convnets::{Model, weight};
 use serde_json::Value;
@@ -109,12 +110,20 @@ fn classify_inspect_and_models() -> Result<()> {
             .context("argmax")?;
         assert_eq!(top[0]["index"], best);
         assert!(top[0]["probability"].as_f64() >= top[1]["probability"].as_f64());
-        assert!(
-            top[0]["synset"]
-                .as_str()
-                .is_some_and(|s| s.starts_with('n'))
-        );
+        // Each guess named as the class table names its index.
+        for guess in top {
+            let index = guess["index"].as_u64().context("index")? as usize;
+            let class = CLASSES.get(index).context("a class")?;
+            assert_eq!(guess["synset"], class.synset);
+            assert_eq!(guess["name"], class.lemmas);
+        }
     }
+    // The table itself: torchvision's index 281 is the tabby cat.
+    let tabby = CLASSES.get(281).context("class 281")?;
+    assert_eq!(
+        (tabby.synset, tabby.lemmas),
+        ("n02123045", "tabby, tabby cat")
+    );
 
     let text = ok(&convnets(&[
         "classify",
@@ -126,6 +135,11 @@ fn classify_inspect_and_models() -> Result<()> {
     ]))?;
     assert_eq!(text.lines().count(), 1 + 5, "{text}");
     assert!(text.starts_with(a));
+    let first = results[0]["top"][0]["name"].as_str().context("a name")?;
+    assert!(
+        text.lines().nth(1).is_some_and(|l| l.contains(first)),
+        "{text}"
+    );
 
     let wrong = convnets(&["classify", a, "--model", "resnet50"]);
     let err = String::from_utf8_lossy(&wrong.stderr);
@@ -144,6 +158,32 @@ fn classify_inspect_and_models() -> Result<()> {
     for w in convnets::weights() {
         assert!(models.contains(&format!("`{}`", w.id)), "{}", w.id);
     }
+    // Every published result, weights or not: the reference accuracy of each architecture.
+    let (_, published) = models
+        .split_once("# Published results")
+        .context("a published results section")?;
+    let rows: Vec<&str> = published
+        .lines()
+        .filter(|l| l.starts_with("| ") && !l.starts_with("| architecture |"))
+        .collect();
+    assert_eq!(rows.len(), convnets::paper_results().count());
+    for (row, r) in rows.iter().zip(convnets::paper_results()) {
+        let top1 = r
+            .accuracy
+            .top1
+            .map_or_else(String::new, |v| format!("{v:.3}"));
+        assert!(
+            row.starts_with(&format!("| {} | {} | ", r.arch, r.label))
+                && row.contains(&format!("| {top1} |"))
+                && row.ends_with(&format!("| {} |", r.accuracy.source)),
+            "{row}"
+        );
+    }
+    assert!(
+        rows.iter()
+            .any(|r| r.starts_with("| zfnet |") && r.contains("| 61.600 |")),
+        "{published}"
+    );
     let _ = std::fs::remove_file(&file);
     Ok(())
 }

@@ -9,6 +9,7 @@ use candle_nn::ModuleT;
 use candle_nn::ops::softmax_last_dim;
 use convnets::Model;
 use convnets::core::spec::{EvalTransform, Resize, WeightSpec};
+use convnets::data::cifar::CifarSplit;
 use convnets::data::imagenet::ImageNetVal;
 use convnets::data::loader::{Loader, LoaderConfig, Skipped};
 use convnets::data::mnist::Mnist;
@@ -187,6 +188,41 @@ fn multi_scale(
         &Tensor::from_vec(labels, n, &Device::Cpu)?,
     )?;
     Ok((accuracy, skipped))
+}
+
+/// The CIFAR-10 test images of `test`, normalised with the weights' mean and std, at 32×32
+/// as they are.
+pub fn cifar10(
+    model: &Model,
+    spec: &WeightSpec,
+    test: &CifarSplit,
+    run: Run<'_>,
+) -> Result<Measured> {
+    let start = Instant::now();
+    let channel = |v: [f32; 3]| Tensor::from_vec(v.to_vec(), (1, 3, 1, 1), &Device::Cpu);
+    let (mean, std) = (channel(spec.transform.mean)?, channel(spec.transform.std)?);
+    let images = test
+        .images_tensor(&Device::Cpu)?
+        .broadcast_sub(&mean)?
+        .broadcast_div(&std)?;
+    let labels = test.labels_tensor(&Device::Cpu)?;
+    let n = test.len();
+    let bar = progress(n, spec.id);
+    let mut accuracy = TopK::default();
+    for at in (0..n).step_by(run.batch_size) {
+        let len = run.batch_size.min(n - at);
+        let x = images.narrow(0, at, len)?.to_device(run.device)?;
+        accuracy.update(&model.forward_t(&x, false)?, &labels.narrow(0, at, len)?)?;
+        bar.inc(len as u64);
+    }
+    bar.finish_and_clear();
+    ensure!(accuracy.n > 0, "no image was evaluated");
+    Ok(Measured {
+        accuracy,
+        seconds: start.elapsed().as_secs_f64(),
+        // The test set was read and checked whole before this: a bad record failed the run.
+        skipped: Vec::new(),
+    })
 }
 
 /// The shipped MNIST test set (or `limit` digits spread evenly over it), in the paper's

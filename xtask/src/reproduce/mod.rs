@@ -17,9 +17,15 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail, ensure};
 use candle_core::DType;
-use convnets::core::spec::{PaperResult, Protocol as Measure, WeightSpec};
+use convnets::core::spec::{
+    EvalTransform, PaperResult, Protocol as Measure, WeightSource, WeightSpec,
+};
+use convnets::data::cifar::{Cifar, CifarSplit};
 use convnets::data::imagenet::{DevkitIds, ImageNetVal};
-use convnets::{Dataset, Family, Fetched, Fetcher, Model, Structure, architecture, weight};
+use convnets::{
+    Architecture, Dataset, Family, Fetched, Fetcher, Model, Structure, architecture, weight,
+};
+use convnets_train::Outcome;
 
 use evaluate::{Measured, Run};
 use options::{Options, Protocol, USAGE};
@@ -40,7 +46,13 @@ pub fn run(args: &[String]) -> Result<()> {
     if let Some(n) = opts.threads {
         limit_threads(n);
     }
-    let plan = Plan::new(&opts.what)?;
+    let plan = Plan::new(&opts.what)?.with_user_weights(&opts)?;
+    ensure!(
+        !plan.targets.is_empty() || !plan.papers.is_empty(),
+        "`{}` has neither pretrained weights in the zoo nor a published result to show (a \
+         checkpoint of one's own can be given with --weights FILE)",
+        opts.what
+    );
     let device = convnets::core::device::parse(&opts.device)?;
 
     // Everything a run needs, before the first image: data, protocol, weights.
@@ -49,6 +61,12 @@ pub fn run(args: &[String]) -> Result<()> {
     } else {
         None
     };
+    let cifar10 = if plan.needs(Dataset::Cifar10) {
+        Some(cifar10(&opts)?)
+    } else {
+        None
+    };
+    plan.check_protocol(opts.protocol)?;
     let scales = plan.scales(&opts)?;
     let fetched = plan.fetch(&opts)?;
 
@@ -63,12 +81,15 @@ pub fn run(args: &[String]) -> Result<()> {
     };
     let mut rows = Vec::new();
     for family in Family::ALL {
-        for (spec, file) in plan.targets.iter().zip(&fetched) {
+        for (spec, weights) in plan.targets.iter().zip(&fetched) {
             if convnets::registry::family_of(spec.arch) != Some(family) {
                 continue;
             }
-            let val = imagenet.as_ref().map(|(_, val)| val);
-            rows.push(measure(spec, file, &opts, val, &scales, run)?);
+            let data = Sets {
+                imagenet: imagenet.as_ref().map(|(_, val)| val),
+                cifar10: cifar10.as_ref(),
+            };
+            rows.push(measure(spec, weights, &opts, data, &scales, run)?);
         }
         for r in plan
             .papers
@@ -96,6 +117,10 @@ pub fn run(args: &[String]) -> Result<()> {
             imagenet: imagenet.map(|(dir, _)| dir),
         },
         rows,
+        note: plan
+            .targets
+            .is_empty()
+            .then(|| plan.nothing_to_measure(&opts.what)),
     };
     print!("{}", report.markdown());
     let mut stem = format!("reproduce-{}-{}", opts.what, opts.protocol.name());
@@ -128,37 +153,104 @@ impl Plan {
                 papers: convnets::paper_results().collect(),
             });
         }
-        let (targets, papers, name): (Vec<_>, Vec<_>, String) =
-            if let Some(family) = Family::from_name(what) {
-                (
-                    family.weights().collect(),
-                    family.paper_results().collect(),
-                    format!("the {family} family"),
-                )
-            } else if let Ok(spec) = weight(what) {
-                let arch = architecture(spec.arch)?;
-                (vec![spec], arch.paper_results().collect(), String::new())
-            } else if let Ok(arch) = architecture(what) {
-                (
-                    arch.weights().collect(),
-                    arch.paper_results().collect(),
-                    format!("architecture `{what}`"),
-                )
-            } else {
-                let families: Vec<_> = Family::ALL.iter().map(|f| f.name()).collect();
-                bail!(
-                    "`{what}` is neither a family ({}), an architecture, a weights id nor `all` \
+        let (targets, papers): (Vec<_>, Vec<_>) = if let Some(family) = Family::from_name(what) {
+            (family.weights().collect(), family.paper_results().collect())
+        } else if let Ok(spec) = weight(what) {
+            let arch = architecture(spec.arch)?;
+            (vec![spec], arch.paper_results().collect())
+        } else if let Ok(arch) = architecture(what) {
+            (arch.weights().collect(), arch.paper_results().collect())
+        } else {
+            let families: Vec<_> = Family::ALL.iter().map(|f| f.name()).collect();
+            bail!(
+                "`{what}` is neither a family ({}), an architecture, a weights id nor `all` \
                      (`cargo run -p convnets -- models` lists them)",
-                    families.join(", ")
-                )
-            };
-        ensure!(
-            !targets.is_empty(),
-            "{name} has no pretrained weights in the zoo to evaluate; its {} published results \
-             are in weights/manifest.toml",
-            papers.len()
-        );
+                families.join(", ")
+            )
+        };
         Ok(Self { targets, papers })
+    }
+
+    /// `--weights FILE`: the selection's one set of weights evaluated from FILE, or, for a
+    /// CIFAR architecture (which the zoo has no weights for), a row made for the file.
+    fn with_user_weights(mut self, opts: &Options) -> Result<Self> {
+        let Some(file) = &opts.weights else {
+            return Ok(self);
+        };
+        ensure!(file.is_file(), "--weights {}: no such file", file.display());
+        if let [spec] = self.targets[..] {
+            ensure!(
+                opts.mean.is_none() && opts.std.is_none(),
+                "--mean and --std are for a CIFAR architecture's checkpoint; {} brings its own \
+                 transform",
+                spec.id
+            );
+            return Ok(self);
+        }
+        let ids: Vec<&str> = self.targets.iter().map(|s| s.id).collect();
+        ensure!(
+            ids.is_empty(),
+            "--weights evaluates one checkpoint, and `{}` has {} sets of weights ({}): select \
+             the weights id whose transform and key map the file follows",
+            opts.what,
+            ids.len(),
+            ids.join(", ")
+        );
+        let arch = architecture(&opts.what)
+            .ok()
+            .filter(|a| a.family == Family::ResNetCifar)
+            .with_context(|| {
+                format!(
+                    "--weights with `{}`: select a weights id, or a CIFAR architecture (the \
+                     resnet-cifar family)",
+                    opts.what
+                )
+            })?;
+        self.targets = vec![cifar_spec(arch, file, opts)?];
+        Ok(self)
+    }
+
+    /// What a user of a selection without weights can do to measure it, for the note under
+    /// its table of published rows.
+    fn nothing_to_measure(&self, what: &str) -> String {
+        let cifar = self
+            .papers
+            .iter()
+            .any(|r| r.accuracy.dataset == Dataset::Cifar10.name());
+        let how = if cifar {
+            "train one (the zoo builds every architecture listed; `convnets-train` trains it), \
+             or take a PyTorch CIFAR ResNet checkpoint, and run `cargo xtask reproduce resnet20 \
+             --cifar10 PATH --weights FILE` (with the architecture's name, and --mean/--std if \
+             FILE was not trained on CIFAR-10's own statistics)"
+        } else {
+            "convert a checkpoint (Caffe's, or one you trained) to safetensors in torchvision's \
+             names, load it with `convnets::Model::from_file` and evaluate it with \
+             `convnets classify` or on ImageNet"
+        };
+        format!(
+            "No pretrained weights for `{what}` are in the zoo, so nothing was measured: the \
+             rows above are the published numbers alone. To measure them, {how}."
+        )
+    }
+
+    /// Ten-crop and multi-scale evaluation are ImageNet protocols: the small datasets'
+    /// networks see their whole image.
+    fn check_protocol(&self, protocol: Protocol) -> Result<()> {
+        let whole: Vec<&str> = self
+            .targets
+            .iter()
+            .filter(|s| dataset_of(s) != Dataset::ImageNet)
+            .map(|s| s.id)
+            .collect();
+        ensure!(
+            protocol == Protocol::Single || whole.is_empty(),
+            "--protocol {} is an ImageNet protocol (crops and scales of a photograph); {} \
+             see their whole 32×32 image: run them with --protocol single (the default), or \
+             select ImageNet weights",
+            protocol.name(),
+            whole.join(", "),
+        );
+        Ok(())
     }
 
     fn needs(&self, dataset: Dataset) -> bool {
@@ -211,8 +303,15 @@ impl Plan {
         Ok(out)
     }
 
-    /// Every weights file, fetched and checked; every missing one reported at once.
-    fn fetch(&self, opts: &Options) -> Result<Vec<Fetched>> {
+    /// Every weights file, fetched and checked; every missing one reported at once. Once a
+    /// download cannot connect, nothing more is downloaded (a firewall that drops packets
+    /// would otherwise cost a connect timeout per file): the files still missing are
+    /// reported with how to provide them offline.
+    fn fetch(&self, opts: &Options) -> Result<Vec<Weights>> {
+        if let Some(file) = &opts.weights {
+            // `with_user_weights` left one target, evaluated from the file.
+            return Ok(vec![Weights::File(file.clone())]);
+        }
         let mut fetcher = Fetcher::from_env()
             .with_repository(workspace_root())
             .with_progress(true);
@@ -223,13 +322,60 @@ impl Plan {
         let mut errors = Vec::new();
         for spec in &self.targets {
             match fetcher.fetch(spec) {
-                Ok(f) => fetched.push(f),
-                Err(e) => errors.push(format!("{e:#}")),
+                Ok(f) => fetched.push(Weights::Zoo(f)),
+                Err(e) => {
+                    if matches!(e, convnets::Error::Unreachable(_)) && !fetcher.is_offline() {
+                        fetcher = fetcher.with_downloads_stopped(format!(
+                            "and were not downloaded: the download of `{}` could not connect, \
+                             so this run downloads nothing more",
+                            spec.id
+                        ));
+                    }
+                    errors.push(format!("{e:#}"));
+                }
             }
         }
         ensure!(errors.is_empty(), "{}", errors.join("\n\n"));
         Ok(fetched)
     }
+}
+
+/// CIFAR-10's training-set channel statistics: the default normalisation of a user's CIFAR
+/// checkpoint (training scripts differ, and a checkpoint does not record it: `--mean`,
+/// `--std`).
+const CIFAR10_MEAN: [f32; 3] = [0.4914, 0.4822, 0.4465];
+const CIFAR10_STD: [f32; 3] = [0.2470, 0.2435, 0.2616];
+
+/// The row of a user's checkpoint for a CIFAR architecture: torchvision's names (what the
+/// common PyTorch CIFAR ResNet saves; `convnets inspect FILE` tells whether it fits), the
+/// 32×32 image as it is, normalised as `--mean` and `--std` say. Leaked: one per run.
+fn cifar_spec(
+    arch: &'static Architecture,
+    file: &Path,
+    opts: &Options,
+) -> Result<&'static WeightSpec> {
+    let name = file
+        .file_name()
+        .map_or_else(|| "weights".into(), |n| n.to_string_lossy());
+    let id: &'static str = format!("{} ({name})", arch.name).leak();
+    let path: &'static str = file.display().to_string().leak();
+    let structure = Structure::of_architecture(arch)?;
+    Ok(Box::leak(Box::new(WeightSpec {
+        id,
+        arch: arch.name,
+        // Never fetched: `Weights::File` is loaded from the path itself.
+        source: WeightSource::Repository { path },
+        sha256: None,
+        key_map: &convnets::resnet::weights::TORCHVISION,
+        transform: EvalTransform {
+            mean: opts.mean.unwrap_or(CIFAR10_MEAN),
+            std: opts.std.unwrap_or(CIFAR10_STD),
+            ..EvalTransform::torchvision(32, 32)
+        },
+        num_classes: 10,
+        num_params: structure.params,
+        accuracy: &[],
+    })))
 }
 
 fn dataset_of(spec: &WeightSpec) -> Dataset {
@@ -280,6 +426,43 @@ fn imagenet(opts: &Options) -> Result<(PathBuf, ImageNetVal)> {
         None => val,
     };
     Ok((dir.clone(), val))
+}
+
+/// The CIFAR-10 test set `--cifar10` points at (`--limit` applied).
+fn cifar10(opts: &Options) -> Result<CifarSplit> {
+    let Some(path) = &opts.cifar10 else {
+        bail!(
+            "`reproduce {}` evaluates on the CIFAR-10 test set (10,000 images), and none was \
+             given: pass --cifar10 PATH, PATH being the binary distribution's folder \
+             (cifar-10-batches-bin, with test_batch.bin in it), that test_batch.bin itself, or \
+             a folder with the Hugging Face Hub's uoft-cs/cifar10 parquet \
+             (plain_text/test-00000-of-00001.parquet)",
+            opts.what
+        );
+    };
+    let parquet = Cifar::Ten.hub_file(false).1;
+    let test = if path.is_file() {
+        Cifar::Ten.read_binary(path, None)
+    } else if path.join(parquet).is_file() {
+        Cifar::Ten.from_parquet_dir(path, false)
+    } else {
+        Cifar::Ten.from_binary_dir(path, false)
+    }
+    .with_context(|| format!("reading the CIFAR-10 test set at {}", path.display()))?;
+    let Some(n) = opts.limit.filter(|&n| n < test.len()) else {
+        return Ok(test);
+    };
+    let picked: Vec<usize> = (0..n).map(|k| k * test.len() / n).collect();
+    let size = convnets::data::cifar::IMAGE_BYTES;
+    Ok(CifarSplit {
+        images: picked
+            .iter()
+            .flat_map(|&i| &test.images[i * size..(i + 1) * size])
+            .copied()
+            .collect(),
+        labels: picked.iter().map(|&i| test.labels[i]).collect(),
+        coarse_labels: None,
+    })
 }
 
 /// The protocol a model was run with, comparable with the tables' [`Measure`]s.
@@ -350,33 +533,58 @@ fn reference(spec: &WeightSpec, dataset: Dataset, ran: Ran<'_>) -> Option<Refere
         })
 }
 
+/// Where the weights evaluated come from.
+#[derive(Debug)]
+enum Weights {
+    /// The zoo's file, fetched and checked.
+    Zoo(Fetched),
+    /// A file given with `--weights`.
+    File(PathBuf),
+}
+
+/// The evaluation sets a run has read.
+#[derive(Debug, Clone, Copy, Default)]
+struct Sets<'a> {
+    imagenet: Option<&'a ImageNetVal>,
+    cifar10: Option<&'a CifarSplit>,
+}
+
 /// Loads and evaluates one set of weights.
 fn measure(
     spec: &'static WeightSpec,
-    file: &Fetched,
+    weights: &Weights,
     opts: &Options,
-    imagenet: Option<&ImageNetVal>,
+    data: Sets<'_>,
     scales: &[(&str, Vec<usize>)],
     run: Run<'_>,
 ) -> Result<Row> {
     let arch = architecture(spec.arch)?;
     let dataset = arch.family.dataset();
-    let (model, sha256, label) = if opts.train && arch.family == Family::LeNet {
-        let trained = train_lenet(spec, &opts.out)?;
-        let model = Model::from_file(spec, &trained, DType::F32, run.device)?;
+    let retrained = opts.train && arch.family == Family::LeNet;
+    let (model, sha256, label) = if retrained {
+        let (trained, label) = train_lenet(spec, opts)?;
+        let model = Model::from_file(spec, &trained, DType::F32, run.device)
+            .with_context(|| format!("loading {}", trained.display()))?;
         (
             model,
-            None,
-            "retrained here with the paper's protocol".to_string(),
+            Some(convnets::core::checkpoint::sha256_file(&trained)?),
+            label,
         )
     } else {
-        let model = Model::pretrained(spec, file, DType::F32, run.device)
-            .with_context(|| format!("loading {}", file.path().display()))?;
-        (
-            model,
-            Some(file.sha256().to_string()),
-            arch.summary.to_string(),
-        )
+        match weights {
+            Weights::Zoo(file) => (
+                Model::pretrained(spec, file, DType::F32, run.device)
+                    .with_context(|| format!("loading {}", file.path().display()))?,
+                Some(file.sha256().to_string()),
+                arch.summary.to_string(),
+            ),
+            Weights::File(path) => (
+                Model::from_file(spec, path, DType::F32, run.device)
+                    .with_context(|| format!("loading --weights {}", path.display()))?,
+                Some(convnets::core::checkpoint::sha256_file(path)?),
+                format!("--weights {}", path.display()),
+            ),
+        }
     };
     let scales = scales
         .iter()
@@ -388,12 +596,18 @@ fn measure(
             evaluate::mnist(&model, spec.id, opts.limit, run)?,
         ),
         Dataset::ImageNet => {
-            let val = imagenet.context("the ImageNet validation set")?;
+            let val = data.imagenet.context("the ImageNet validation set")?;
             let (h, w) = spec.transform.crop;
             let m = evaluate::imagenet(&model, spec, val, opts.protocol, scales, run)?;
             ([arch.config.in_channels(), h, w], m)
         }
-        Dataset::Cifar10 => bail!("{}: the zoo has no CIFAR-10 evaluation", spec.id),
+        Dataset::Cifar10 => {
+            let test = data.cifar10.context("the CIFAR-10 test set")?;
+            (
+                arch.input_shape(),
+                evaluate::cifar10(&model, spec, test, run)?,
+            )
+        }
     };
     let structure = Structure::of(|vb| Model::for_weights(spec, vb), input)?;
     let ran = Ran::of(opts, dataset, scales);
@@ -426,8 +640,14 @@ fn measure(
     }
     row.images_per_sec = Some(measured.images_per_sec());
     row.sha256 = sha256;
+    let user_file = matches!(weights, Weights::File(_));
+    row.other_weights = retrained || user_file;
     // After `partial` is known: a partial run gets no Δ.
-    if let Some(reference) = reference(spec, dataset, ran) {
+    if let Some(mut reference) = reference(spec, dataset, ran) {
+        // A user's file, or a shortened retraining, is not what the published number was
+        // measured on: shown beside it, but not held to it.
+        let shortened = retrained && (opts.train_epochs.is_some() || opts.train_limit.is_some());
+        reference.own &= !user_file && !shortened;
         row.compare_with(reference);
     }
     eprintln!(
@@ -447,23 +667,56 @@ fn measure(
 
 /// `reproduce lenet --train`: retrains LeNet-5 as `spec` was trained (the recipe of
 /// `cargo xtask train lenet5` for its variant, with LeCun's distortions where the weights
-/// had them) and returns the weights file to evaluate in place of the shipped one.
-fn train_lenet(spec: &WeightSpec, out: &Path) -> Result<PathBuf> {
+/// had them, shortened by `--train-epochs` and `--train-limit`) and returns the weights
+/// file to evaluate in place of the shipped one, with the row's label saying how it was
+/// trained.
+fn train_lenet(spec: &WeightSpec, opts: &Options) -> Result<(PathBuf, String)> {
     let variant = spec
         .arch
         .strip_prefix("lenet5_")
         .with_context(|| format!("{}: not a LeNet-5", spec.id))?;
-    let dir = out.join(format!("train-{}", spec.id));
-    let mut args: Vec<String> = ["lenet5", "--variant", variant, "--out"]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
-    args.push(dir.display().to_string());
-    if spec.tag().contains("distortions") {
+    let dir = opts.out.join(format!("train-{}", spec.id));
+    let mut args: Vec<String> = vec!["lenet5".into(), "--variant".into(), variant.into()];
+    let distortions = spec.tag().contains("distortions");
+    if distortions {
         args.push("--distortions".into());
     }
-    crate::train::run(&args)?;
-    Ok(dir.join("weights.safetensors"))
+    if let Some(n) = opts.train_epochs {
+        args.extend(["--epochs".into(), n.to_string()]);
+    }
+    if let Some(n) = opts.train_limit {
+        args.extend(["--limit".into(), n.to_string()]);
+    }
+    let recipe_args = args.join(" ");
+    args.extend(["--out".into(), dir.display().to_string()]);
+    match crate::train::lenet5(&args)? {
+        Outcome::Finished { .. } => {}
+        Outcome::Stopped { step, reason } => bail!(
+            "retraining {} stopped at step {step} ({reason:?}) before its last epoch, so \
+             there are no final weights to evaluate; its checkpoint is in {}: finish it with \
+             `cargo xtask train {recipe_args} --resume --out {}`",
+            spec.id,
+            dir.display(),
+            dir.display()
+        ),
+    }
+    let recipe = match (variant, distortions) {
+        ("classic", false) => "the paper's protocol",
+        ("classic", true) => "the paper's protocol and its distortions",
+        _ => "the modern recipe (SGD, Nesterov, cosine schedule)",
+    };
+    let mut label = format!("retrained here with {recipe}");
+    let mut shortened = Vec::new();
+    if let Some(n) = opts.train_epochs {
+        shortened.push(format!("{n} epoch{}", if n == 1 { "" } else { "s" }));
+    }
+    if let Some(n) = opts.train_limit {
+        shortened.push(format!("{n} training digits"));
+    }
+    if !shortened.is_empty() {
+        label += &format!(", shortened to {}", shortened.join(" on "));
+    }
+    Ok((dir.join("weights.safetensors"), label))
 }
 
 /// Caps candle's and the loader's threads at `n`.
@@ -544,7 +797,14 @@ mod tests {
             .with_repository("/")
             .fetch(spec)?;
         assert_eq!(fetched.check(), convnets::Check::Shipped);
-        let row = measure(spec, &fetched, &opts, None, &[], run)?;
+        let row = measure(
+            spec,
+            &Weights::Zoo(fetched),
+            &opts,
+            Sets::default(),
+            &[],
+            run,
+        )?;
         assert_eq!(row.images, Some(10_000));
         assert!(!row.partial);
         assert_eq!(row.protocol, "full image");
@@ -571,6 +831,7 @@ mod tests {
                 imagenet: None,
             },
             rows,
+            note: None,
         };
         assert_eq!(report(vec![row.clone()]).regressions(0.1).len(), 1);
 
@@ -645,7 +906,54 @@ mod tests {
         let one = Plan::new("vgg16.tv_in1k")?;
         assert_eq!(one.targets.len(), 1);
         assert!(one.papers.iter().all(|r| r.arch == "vgg16"));
-        assert!(Plan::new("resnet-cifar").is_err());
+
+        let all = Plan::new("all")?;
+        assert_eq!(all.targets.len(), convnets::weights().count());
+        assert_eq!(all.papers.len(), convnets::paper_results().count());
+
+        // Families without weights: their published rows alone, and why.
+        let zf = Plan::new("zfnet")?;
+        assert!(zf.targets.is_empty());
+        assert!(zf.papers.iter().any(|r| r.arch == "zfnet"
+            && r.accuracy.top1 == Some(61.6)
+            && r.accuracy.source.starts_with("Zeiler, Fergus 2014")));
+        assert!(
+            zf.nothing_to_measure("zfnet")
+                .contains("No pretrained weights")
+        );
+        let cifar = Plan::new("resnet-cifar")?;
+        assert!(cifar.targets.is_empty());
+        let table6: Vec<_> = cifar
+            .papers
+            .iter()
+            .filter(|r| r.accuracy.source.starts_with("He et al. 2015, Table 6"))
+            .map(|r| (r.arch, r.accuracy.top1))
+            .collect();
+        assert!(table6.contains(&("resnet20", Some(91.25))), "{table6:?}");
+        assert!(table6.contains(&("resnet110", Some(93.57))), "{table6:?}");
+        assert!(
+            cifar
+                .papers
+                .iter()
+                .all(|r| r.accuracy.dataset == Dataset::Cifar10.name())
+        );
+        assert!(
+            cifar
+                .nothing_to_measure("resnet-cifar")
+                .contains("CIFAR-10")
+        );
+
+        // Crops and scales are for photographs.
+        let lenet = Plan::new("lenet")?;
+        lenet.check_protocol(Protocol::Single)?;
+        for protocol in [Protocol::TenCrop, Protocol::MultiScale] {
+            let err = lenet.check_protocol(protocol).unwrap_err().to_string();
+            assert!(
+                err.contains(protocol.name()) && err.contains("lenet5_modern.mnist"),
+                "{err}"
+            );
+        }
+        Plan::new("resnet")?.check_protocol(Protocol::TenCrop)?;
         Ok(())
     }
 }

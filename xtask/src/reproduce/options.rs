@@ -22,6 +22,18 @@ options:
   --ground-truth FILE   the labels of a flat folder: the devkit's
                         ILSVRC2012_validation_ground_truth.txt (the official tar), or
                         Kaggle's LOC_val_solution.csv wherever it is (a .csv file)
+  --cifar10 PATH        the CIFAR-10 test set: the binary distribution's folder
+                        (cifar-10-batches-bin), a binary batch file (test_batch.bin,
+                        or part of one), or a folder with the hub's parquet
+                        (plain_text/test-00000-of-00001.parquet)
+  --weights FILE        evaluate FILE (safetensors or .pth) in place of the zoo's
+                        weights: with a weights id, under its transform and key map;
+                        with a CIFAR architecture (resnet20 .. resnet1202, plain20 ..),
+                        which the zoo has no weights for, in torchvision's names
+  --mean R,G,B --std R,G,B
+                        with a CIFAR architecture: the normalisation FILE was trained
+                        with (default: CIFAR-10's training set, 0.4914,0.4822,0.4465
+                        and 0.2470,0.2435,0.2616)
   --protocol P          single (default): one centre crop, the weights' transform;
                         ten-crop: corners and centre, and mirrored (Krizhevsky 2012);
                         multi-scale: dense evaluation over several shorter sides and
@@ -40,7 +52,11 @@ options:
                         (default: target/reproduce)
   --tolerance P         fail when a complete run's top-1 is more than P points below
                         the weights' own published top-1 (default 0.1)
-  --train               lenet: retrain with the paper's protocol, then evaluate
+  --train               lenet: retrain each network with its recipe (the paper's for
+                        LeNet-5 classic, a modern one for the modern net), then evaluate
+  --train-epochs N      with --train: N epochs instead of the recipe's 20 (a quick run;
+                        the table says so)
+  --train-limit N       with --train: train on N of the 60,000 training digits
 
 environment: HF_HOME / HF_HUB_CACHE (hub cache), HF_ENDPOINT (mirror), HF_TOKEN
 (gated repositories), HF_HUB_OFFLINE, TORCH_HOME (torchvision downloads).
@@ -80,6 +96,16 @@ pub struct Options {
     pub out: PathBuf,
     pub tolerance: f64,
     pub train: bool,
+    /// `--train-epochs`: a shortened retraining.
+    pub train_epochs: Option<usize>,
+    /// `--train-limit`: retraining on part of the training set.
+    pub train_limit: Option<usize>,
+    pub cifar10: Option<PathBuf>,
+    /// `--weights`: a user's checkpoint to evaluate.
+    pub weights: Option<PathBuf>,
+    /// `--mean` and `--std`, on `[0, 1]` pixels.
+    pub mean: Option<[f32; 3]>,
+    pub std: Option<[f32; 3]>,
 }
 
 fn value(parser: &mut lexopt::Parser, name: &str) -> Result<String> {
@@ -95,6 +121,17 @@ fn positive(value: &str, option: &str) -> Result<usize> {
         Ok(n) if n > 0 => Ok(n),
         _ => bail!("{option}: `{value}` is not a positive whole number"),
     }
+}
+
+/// Three per-channel numbers, `R,G,B`.
+fn channels(value: &str, option: &str) -> Result<[f32; 3]> {
+    let parsed: Option<Vec<f32>> = value
+        .split(',')
+        .map(|v| v.trim().parse::<f32>().ok().filter(|v| v.is_finite()))
+        .collect();
+    parsed
+        .and_then(|v| <[f32; 3]>::try_from(v).ok())
+        .with_context(|| format!("{option}: `{value}` is not three numbers R,G,B"))
 }
 
 impl Options {
@@ -119,6 +156,12 @@ impl Options {
             out: PathBuf::from("target/reproduce"),
             tolerance: 0.1,
             train: false,
+            train_epochs: None,
+            train_limit: None,
+            cifar10: None,
+            weights: None,
+            mean: None,
+            std: None,
         };
         while let Some(arg) = parser.next()? {
             match arg {
@@ -155,6 +198,10 @@ impl Options {
                 Long("threads") => {
                     o.threads = Some(positive(&value(&mut parser, "threads")?, "--threads")?)
                 }
+                Long("cifar10") => o.cifar10 = Some(value(&mut parser, "cifar10")?.into()),
+                Long("weights") => o.weights = Some(value(&mut parser, "weights")?.into()),
+                Long("mean") => o.mean = Some(channels(&value(&mut parser, "mean")?, "--mean")?),
+                Long("std") => o.std = Some(channels(&value(&mut parser, "std")?, "--std")?),
                 Long("device") => o.device = value(&mut parser, "device")?,
                 Long("offline") => o.offline = true,
                 Long("out") => o.out = value(&mut parser, "out")?.into(),
@@ -167,6 +214,18 @@ impl Options {
                         .with_context(|| format!("--tolerance: `{v}` is not a number ≥ 0"))?;
                 }
                 Long("train") => o.train = true,
+                Long("train-epochs") => {
+                    o.train_epochs = Some(positive(
+                        &value(&mut parser, "train-epochs")?,
+                        "--train-epochs",
+                    )?)
+                }
+                Long("train-limit") => {
+                    o.train_limit = Some(positive(
+                        &value(&mut parser, "train-limit")?,
+                        "--train-limit",
+                    )?)
+                }
                 Value(v) if what.is_none() => what = Some(v.string()?),
                 other => return Err(other.unexpected().into()),
             }
@@ -175,6 +234,12 @@ impl Options {
             what.context("what to reproduce? (a family, an architecture, a weights id, or `all`)")?;
         if o.scales.is_some() && o.protocol != Protocol::MultiScale {
             bail!("--scales is for --protocol multi-scale");
+        }
+        if (o.mean.is_some() || o.std.is_some()) && o.weights.is_none() {
+            bail!("--mean and --std describe the checkpoint given with --weights");
+        }
+        if (o.train_epochs.is_some() || o.train_limit.is_some()) && !o.train {
+            bail!("--train-epochs and --train-limit shorten --train, which was not given");
         }
         Ok(Some(o))
     }
@@ -224,6 +289,12 @@ mod tests {
             (&["resnet", "--scales", "256"][..], "multi-scale"),
             (&[][..], "what to reproduce"),
             (&["resnet", "--bogus"][..], "bogus"),
+            (&["lenet", "--train-epochs", "1"][..], "--train"),
+            (
+                &["lenet", "--train", "--train-limit", "0"][..],
+                "--train-limit",
+            ),
+            (&["resnet20", "--mean", "0.5,0.5"][..], "--mean"),
         ] {
             let err = parse(args).unwrap_err().to_string();
             assert!(err.contains(needle), "{args:?}: {err}");

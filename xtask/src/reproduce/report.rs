@@ -67,6 +67,9 @@ pub struct Row {
     pub images_per_sec: Option<f64>,
     /// sha256 of the weights file evaluated.
     pub sha256: Option<String>,
+    /// Measured on weights other than the zoo's (trained by this run with `--train`, or
+    /// given with `--weights`), which the label describes.
+    pub other_weights: bool,
 }
 
 impl Row {
@@ -94,6 +97,7 @@ impl Row {
             interpolation: None,
             images_per_sec: None,
             sha256: None,
+            other_weights: false,
         }
     }
 
@@ -180,6 +184,8 @@ pub struct RunInfo {
 pub struct Report {
     pub run: RunInfo,
     pub rows: Vec<Row>,
+    /// Said under the table: why nothing was measured, when nothing was.
+    pub note: Option<String>,
 }
 
 fn opt<T>(v: Option<T>, f: impl FnOnce(T) -> String) -> String {
@@ -202,6 +208,7 @@ fn cells(row: &Row) -> [String; 16] {
     let partial = if row.partial { " *" } else { "" };
     let r = row.reference.as_ref();
     let model = match row.kind {
+        Kind::Measured if row.other_weights => format!("`{}`, {}", row.model, row.label),
         Kind::Measured => format!("`{}`", row.model),
         Kind::Paper => format!("{}: {} (paper)", row.model, row.label),
     };
@@ -291,6 +298,9 @@ impl Report {
             " top-1/top-5 in percent; GFLOPs are billions of multiply-accumulates per view \
              (torchvision's convention); Δ is measured minus reference.\n",
         );
+        if let Some(note) = &self.note {
+            let _ = writeln!(out, "\n{note}");
+        }
         if let Some(row) = self.rows.iter().find(|r| r.partial) {
             let _ = writeln!(
                 out,
@@ -489,6 +499,7 @@ mod tests {
                 imagenet: None,
             },
             rows,
+            note: None,
         }
     }
 

@@ -1,11 +1,12 @@
-//! `convnets models`: every architecture and every set of weights.
+//! `convnets models`: every architecture, every set of weights, and every published result
+//! (the reference accuracy of the architectures the zoo has no weights for).
 
 use std::collections::HashMap;
 use std::io::Write;
 
 use anyhow::{Result, bail};
-use convnets::core::spec::{Resize, WeightSource};
-use convnets::{ARCHITECTURES, Family, Structure, architecture, weights};
+use convnets::core::spec::{Protocol, Resize, WeightSource};
+use convnets::{ARCHITECTURES, Family, Structure, architecture, paper_results, weights};
 
 pub fn run(args: &[String]) -> Result<()> {
     if let Some(arg) = args.first() {
@@ -88,13 +89,56 @@ pub fn run(args: &[String]) -> Result<()> {
             acc.map_or("", |a| a.source),
         )?;
     }
+
     writeln!(
         out,
-        "\n{} architectures, {} sets of weights; published paper results: `weights/manifest.toml`.",
+        "\n# Published results\n\nThe papers' own numbers for each architecture, with or \
+         without weights here (`cargo xtask reproduce` sets them beside its measurements).\n"
+    )?;
+    writeln!(
+        out,
+        "| architecture | result | dataset | protocol | top-1 | top-5 | source |"
+    )?;
+    writeln!(out, "|---|---|---|---|---:|---:|---|")?;
+    let fmt = |v: Option<f64>| v.map_or_else(String::new, |v| format!("{v:.3}"));
+    for r in paper_results() {
+        let a = &r.accuracy;
+        writeln!(
+            out,
+            "| {} | {} | {} | {} | {} | {} | {} |",
+            r.arch,
+            r.label,
+            a.dataset,
+            protocol(&a.protocol),
+            fmt(a.top1),
+            fmt(a.top5),
+            a.source
+        )?;
+    }
+    writeln!(
+        out,
+        "\n{} architectures, {} sets of weights, {} published results (also in \
+         `weights/manifest.toml`).",
         ARCHITECTURES.len(),
-        weights().count()
+        weights().count(),
+        paper_results().count()
     )?;
     Ok(())
+}
+
+/// How a published number was measured, in words.
+fn protocol(p: &Protocol) -> String {
+    let scales = |s: &[usize]| s.iter().map(usize::to_string).collect::<Vec<_>>().join("/");
+    match p {
+        Protocol::SingleCrop => "single crop".into(),
+        Protocol::TenCrop => "10-crop".into(),
+        Protocol::MultiCrop { crops } => format!("{crops} crops"),
+        Protocol::Dense { scales: s } => format!("dense, scales {}", scales(s)),
+        Protocol::DenseAndMultiCrop { scales: s } => {
+            format!("dense + multi-crop, scales {}", scales(s))
+        }
+        Protocol::FullImage => "full image".into(),
+    }
 }
 
 fn thousands(n: usize) -> String {

@@ -2,8 +2,8 @@
 //! weights and prints the ILSVRC-style table, measured beside published.
 //!
 //! Everything is resolved before anything is evaluated, so a run that cannot complete fails
-//! in seconds: the dataset is found and listed, the protocol checked against every model,
-//! every weights file fetched (or found in the cache, with `--offline`) and checked against
+//! in seconds: the options and the protocol checked against every model, the dataset found
+//! and listed, every weights file fetched (or found in the cache, with `--offline`) and checked against
 //! its sha256. Then each model is loaded strictly and evaluated; the table goes to stdout
 //! as Markdown and to `--out` as Markdown, CSV and JSON. A complete run whose top-1 falls
 //! below the weights' own published number by more than `--tolerance` fails the command

@@ -21,8 +21,9 @@ tasks:
                        speed against PyTorch and ONNX Runtime (set PYTHON; see
                        `cargo xtask bench --help`)
   manifest             write weights/manifest.toml from the weight tables
-  fixtures [ARCH...]   regenerate the parity fixtures with tests/parity/generate.py, and
-                       `published`, the weights tables' published numbers (needs a
+  fixtures [ARCH...]   regenerate every parity fixture (ops, models, Pillow, hub layouts);
+                       with ARCH... or `published` (the weights tables' published
+                       numbers), only those, with tests/parity/generate.py (needs a
                        Python with torch, torchvision, timm: set PYTHON)
 ";
 

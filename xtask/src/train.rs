@@ -219,21 +219,7 @@ pub fn lenet_dataset(split: &Split) -> Result<InMemory> {
 /// `n` examples of `split` spread evenly over it (every class present, as the splits are
 /// not sorted by label), or all of it.
 fn evenly_spaced(split: &Split, n: Option<usize>) -> Split {
-    let Some(n) = n.filter(|&n| n < split.count) else {
-        return split.clone();
-    };
-    let size = split.rows * split.cols;
-    let picked: Vec<usize> = (0..n).map(|k| k * split.count / n).collect();
-    Split {
-        images: picked
-            .iter()
-            .flat_map(|&i| &split.images[i * size..(i + 1) * size])
-            .copied()
-            .collect(),
-        labels: picked.iter().map(|&i| split.labels[i]).collect(),
-        count: n,
-        ..*split
-    }
+    n.map_or_else(|| split.clone(), |n| split.evenly_spaced(n))
 }
 
 fn load_data(o: &Options) -> Result<MnistData> {

@@ -621,28 +621,47 @@ fn an_unreachable_network_stops_the_downloads_and_names_every_file() -> Result<(
 fn a_users_cifar_resnet_checkpoint_on_a_cifar10_batch() -> Result<()> {
     let dir = scratch("cifar");
     let weights = root().join("tests/parity/checkpoints/resnet20_cifar.safetensors");
-    // The checkpoint's own predictions under CIFAR-10's statistics are the labels, so a run
-    // that loads and normalises as documented scores 100 %.
+    // The common PyTorch CIFAR ResNet calls the classifier `linear`, the parity file `fc`.
     let tensors = candle_core::safetensors::load(&weights, &Device::Cpu)?;
+    let linear: std::collections::HashMap<String, Tensor> = tensors
+        .iter()
+        .map(|(k, t)| match k.strip_prefix("fc.") {
+            Some(rest) => (format!("linear.{rest}"), t.clone()),
+            None => (k.clone(), t.clone()),
+        })
+        .collect();
+    assert!(linear.contains_key("linear.weight") && !linear.contains_key("fc.weight"));
+    let linear_file = dir.join("resnet20_linear.safetensors");
+    candle_core::safetensors::save(&linear, &linear_file)?;
+
+    // The checkpoint's own predictions under the normalisation given with --mean and --std
+    // are the labels, so a run that loads and normalises as documented scores 100 %.
+    let (mean, std) = ([0.2f32, 0.7, 0.4], [0.05f32, 0.1, 0.5]);
     let vb = candle_nn::VarBuilder::from_tensors(tensors, DType::F32, &Device::Cpu);
     let model = convnets::Model::new(convnets::architecture("resnet20")?, 10, vb)?;
     let n = 30;
+    // Each image a plane of its own colour per channel with a little noise, so that the
+    // predictions differ from image to image (white noise is one class for every image).
     let mut state = 2015u32;
-    let pixels: Vec<u8> = (0..n * 3072)
-        .map(|_| {
-            state = state.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
-            (state >> 24) as u8
-        })
-        .collect();
+    let mut random = move || {
+        state = state.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+        (state >> 24) as u8
+    };
+    let mut pixels = Vec::with_capacity(n * 3072);
+    for _ in 0..n * 3 {
+        let colour = random();
+        pixels.extend((0..1024).map(|_| colour.saturating_add(random() / 8)));
+    }
     let x =
         (Tensor::from_slice(&pixels, (n, 3, 32, 32), &Device::Cpu)?.to_dtype(DType::F32)? / 255.0)?;
     let channel = |v: [f32; 3]| Tensor::from_vec(v.to_vec(), (1, 3, 1, 1), &Device::Cpu);
     let x = x
-        .broadcast_sub(&channel([0.4914, 0.4822, 0.4465])?)?
-        .broadcast_div(&channel([0.2470, 0.2435, 0.2616])?)?;
+        .broadcast_sub(&channel(mean)?)?
+        .broadcast_div(&channel(std)?)?;
     let labels: Vec<u32> = candle_nn::ModuleT::forward_t(&model, &x, false)?
         .argmax(1)?
         .to_vec1()?;
+    assert!(labels.iter().any(|&l| l != labels[0]), "{labels:?}");
     let mut batch = Vec::new();
     for (label, image) in labels.iter().zip(pixels.chunks(3072)) {
         batch.push(*label as u8);
@@ -652,8 +671,10 @@ fn a_users_cifar_resnet_checkpoint_on_a_cifar10_batch() -> Result<()> {
     std::fs::write(&file, batch)?;
 
     let out = dir.join("out");
-    let run = reproduce(
-        &[
+    let stats = |v: [f32; 3]| v.map(|c| c.to_string()).join(",");
+    let (mean, std) = (stats(mean), stats(std));
+    let run = |weights: &Path, normalise: bool| -> Result<Value> {
+        let mut args = vec![
             "resnet20",
             "--cifar10",
             file.to_str().context("path")?,
@@ -663,39 +684,76 @@ fn a_users_cifar_resnet_checkpoint_on_a_cifar10_batch() -> Result<()> {
             out.to_str().context("path")?,
             "--threads",
             "1",
-        ],
-        &[],
-        None,
-    );
-    let stdout = text(&run.stdout);
-    ensure!(run.status.success(), "{stdout}\n{}", text(&run.stderr));
-    let json: Value = serde_json::from_str(&std::fs::read_to_string(
-        out.join("reproduce-resnet20-single.json"),
-    )?)?;
-    let row = &json["rows"][0];
-    assert_eq!(row["model"], "resnet20 (resnet20_cifar.safetensors)");
+        ];
+        if normalise {
+            args.extend(["--mean", &mean, "--std", &std]);
+        }
+        let run = reproduce(&args, &[], None);
+        let stdout = text(&run.stdout);
+        ensure!(run.status.success(), "{stdout}\n{}", text(&run.stderr));
+        assert!(stdout.contains("He et al. 2015, Table 6"), "{stdout}");
+        let json: Value = serde_json::from_str(&std::fs::read_to_string(
+            out.join("reproduce-resnet20-single.json"),
+        )?)?;
+        Ok(json["rows"][0].clone())
+    };
+
+    let row = run(&linear_file, true)?;
+    assert_eq!(row["model"], "resnet20 (resnet20_linear.safetensors)");
     assert_eq!(row["dataset"], "cifar-10 test");
     assert_eq!(row["protocol"], "full image");
     assert_eq!(row["images"], n);
     assert_eq!(row["partial"], true);
     assert_eq!(row["top1"], 100.0);
+    assert_eq!(row["other_weights"], true);
     assert_eq!(
         row["sha256"],
-        sha256_hex(&std::fs::read(&weights)?).as_str()
+        sha256_hex(&std::fs::read(&linear_file)?).as_str()
     );
     assert_eq!(row["params"], 269_722);
     // Beside He et al.'s ResNet-20, not held to it.
     assert_eq!(row["reference"]["top1"], 91.25);
     assert_eq!(row["reference"]["own"], false);
-    assert!(stdout.contains("He et al. 2015, Table 6"), "{stdout}");
 
-    // Without the data, it says where to get it.
+    // The classifier named `fc` loads too; without --mean/--std, CIFAR-10's statistics
+    // normalise the images, which are then not those the labels were made from.
+    assert_eq!(run(&weights, true)?["top1"], 100.0);
+    let default = run(&weights, false)?["top1"].as_f64().context("top-1")?;
+    assert!(default < 100.0, "{default}");
+
+    // Without the data, neither given nor in the Hugging Face cache, it says where to get
+    // it, without downloading anything when --offline.
+    let hf = dir.join("hf");
     let run = reproduce(
-        &["resnet20", "--weights", weights.to_str().context("path")?],
-        &[],
-        None,
+        &[
+            "resnet20",
+            "--weights",
+            weights.to_str().context("path")?,
+            "--offline",
+        ],
+        &[("HF_HOME", &hf)],
+        Some("http://127.0.0.1:9"),
     );
-    assert!(text(&run.stderr).contains("--cifar10 PATH"));
+    let err = text(&run.stderr);
+    assert!(!run.status.success());
+    assert!(
+        err.contains("--cifar10 PATH")
+            && err.contains("uoft-cs/cifar10")
+            && err.contains("downloads are off"),
+        "{err}"
+    );
     let _ = std::fs::remove_dir_all(&dir);
     Ok(())
+}
+
+#[test]
+fn options_for_data_the_selection_does_not_read_are_refused() {
+    let run = reproduce(&["lenet", "--cifar10", "cifar-10-batches-bin"], &[], None);
+    let err = text(&run.stderr);
+    assert!(!run.status.success());
+    assert!(err.contains("evaluates nothing on CIFAR-10"), "{err}");
+    let run = reproduce(&["lenet", "--protocol", "ten-crop"], &[], None);
+    let err = text(&run.stderr);
+    assert!(!run.status.success());
+    assert!(err.contains("is an ImageNet protocol"), "{err}");
 }

@@ -11,6 +11,7 @@ use crate::decode::decode;
 use crate::error::{Error, Result, read_file};
 use crate::hub::{HubCache, dataset_files};
 use crate::parquet::{ImageRows, label_in};
+use crate::subset::gather;
 
 /// Bytes of one 32 × 32 RGB image, channel-planar as the binary batches store it.
 pub const IMAGE_BYTES: usize = 3 * 32 * 32;
@@ -47,6 +48,20 @@ impl CifarSplit {
     pub fn labels_tensor(&self, device: &Device) -> Result<Tensor> {
         let l: Vec<u32> = self.labels.iter().map(|&l| u32::from(l)).collect();
         Ok(Tensor::from_vec(l, self.len(), device)?)
+    }
+
+    /// `n` examples spread evenly over the split ([`crate::subset::evenly_spaced`]), or all
+    /// of it.
+    pub fn evenly_spaced(&self, n: usize) -> Self {
+        let picked: Vec<usize> = crate::subset::evenly_spaced(self.len(), n).collect();
+        Self {
+            images: gather(&self.images, IMAGE_BYTES, &picked),
+            labels: gather(&self.labels, 1, &picked),
+            coarse_labels: self
+                .coarse_labels
+                .as_ref()
+                .map(|coarse| gather(coarse, 1, &picked)),
+        }
     }
 }
 
@@ -229,18 +244,55 @@ impl Cifar {
         self.read_parquet(&path)
     }
 
-    /// Finds a split, as [`crate::mnist::FashionMnist::resolve`] does: in `explicit` if
-    /// given (the binary distribution's folder, a Hub snapshot folder, or the split's
-    /// parquet file), else in the Hugging Face cache of the environment (`HF_HOME`),
-    /// downloading it there with the `hub` feature.
+    /// Finds a split, as [`crate::mnist::FashionMnist::resolve`] does: at `explicit` if
+    /// given, else in the Hugging Face cache of the environment (`HF_HOME`, `HF_ENDPOINT`),
+    /// downloading it there with the `hub` feature. See [`Cifar::resolve_in`].
     pub fn resolve(self, explicit: Option<&Path>, train: bool) -> Result<CifarSplit> {
-        match explicit {
-            Some(file) if file.is_file() => self.read_parquet(file),
-            Some(dir) if dir.join(self.hub_file(train).1).is_file() => {
-                self.from_parquet_dir(dir, train)
-            }
-            Some(dir) => self.from_binary_dir(dir, train),
-            None => self.from_hub(&HubCache::from_env(), train),
+        self.resolve_in(explicit, train, &HubCache::from_env())
+    }
+
+    /// Finds a split by what `explicit` is: a `.parquet` file is the hub's file of the split;
+    /// any other file a binary batch (the whole of `test_batch.bin`, or some of its
+    /// records); a folder holding the hub's file (a snapshot folder, or the file's own
+    /// folder) is read as parquet, any other folder as the binary distribution
+    /// (`cifar-10-batches-bin/`, or the folder it was extracted in). Without `explicit`, the
+    /// split comes from `cache`.
+    pub fn resolve_in(
+        self,
+        explicit: Option<&Path>,
+        train: bool,
+        cache: &HubCache,
+    ) -> Result<CifarSplit> {
+        let Some(path) = explicit else {
+            return self.from_hub(cache, train);
+        };
+        let hub_file = Path::new(self.hub_file(train).1);
+        if path.is_file() {
+            let parquet = path
+                .extension()
+                .is_some_and(|e| e.eq_ignore_ascii_case("parquet"));
+            return if parquet {
+                self.read_parquet(path)
+            } else {
+                self.read_binary(path, None)
+            };
+        }
+        if !path.is_dir() {
+            return Err(Error::NotFound(format!(
+                "{}: no such file or folder",
+                path.display()
+            )));
+        }
+        let parquet = [
+            Some(path.join(hub_file)),
+            hub_file.file_name().map(|name| path.join(name)),
+        ]
+        .into_iter()
+        .flatten()
+        .find(|p| p.is_file());
+        match parquet {
+            Some(file) => self.read_parquet(&file),
+            None => self.from_binary_dir(path, train),
         }
     }
 

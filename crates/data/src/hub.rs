@@ -3,7 +3,7 @@
 //! `snapshots/{commit}/{file}` the files. A file already in the cache is used as is; one
 //! that is not is downloaded with the `hub` feature (`hf_hub::api::sync`) from
 //! `HF_ENDPOINT` (a mirror) or huggingface.co, and is an error naming the repository and the
-//! file without it.
+//! file without it or offline (`HF_HUB_OFFLINE=1`, [`HubCache::with_offline`]).
 
 use std::path::{Path, PathBuf};
 
@@ -16,6 +16,7 @@ use crate::error::{Error, Result};
 pub struct HubCache {
     cache: Cache,
     endpoint: Option<String>,
+    offline: bool,
 }
 
 impl HubCache {
@@ -25,16 +26,30 @@ impl HubCache {
         Self {
             cache: Cache::new(path.into()),
             endpoint: None,
+            offline: false,
         }
     }
 
     /// The cache `huggingface_hub` uses: `$HF_HOME/hub`, `~/.cache/huggingface/hub` by
-    /// default; downloading from `HF_ENDPOINT` when it is set, as `huggingface_hub` does.
+    /// default; downloading from `HF_ENDPOINT` when it is set, and not at all under
+    /// `HF_HUB_OFFLINE=1`, as `huggingface_hub` does.
     pub fn from_env() -> Self {
+        let offline = std::env::var("HF_HUB_OFFLINE").is_ok_and(|v| {
+            let v = v.trim().to_ascii_lowercase();
+            matches!(v.as_str(), "1" | "true" | "yes" | "on")
+        });
         Self {
             cache: Cache::from_env(),
             endpoint: std::env::var("HF_ENDPOINT").ok().filter(|e| !e.is_empty()),
+            offline,
         }
+    }
+
+    /// Uses only what is in the cache when `offline`: a missing file is an error, never a
+    /// download.
+    pub fn with_offline(mut self, offline: bool) -> Self {
+        self.offline = offline;
+        self
     }
 
     /// Downloads from `endpoint` (a mirror) instead of huggingface.co.
@@ -64,6 +79,10 @@ pub fn dataset_files(cache: &HubCache, repo: &str, files: &[&str]) -> Result<Vec
         .iter()
         .map(|file| match cached.get(file) {
             Some(path) => Ok(path),
+            None if cache.offline => Err(Error::NotFound(format!(
+                "{repo}/{file} is not in the Hugging Face cache {}, and downloads are off",
+                cache.path().display()
+            ))),
             None => download(cache, repo, file),
         })
         .collect()

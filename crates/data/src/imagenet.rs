@@ -427,14 +427,13 @@ impl ImageNetVal {
         }
     }
 
-    /// `n` images spread evenly over the set, in order: image `⌊k · len / n⌋` for each
-    /// `k < n` (all of them when `n ≥ len`). A quick partial evaluation of a layout sorted by
-    /// class sees every part of it, where the first `n` images would be a few classes.
+    /// `n` images spread evenly over the set, in order ([`crate::subset::evenly_spaced`]): a
+    /// quick partial evaluation of a layout sorted by class sees every part of it.
     pub fn evenly_spaced(&self, n: usize) -> Self {
         if n >= self.len {
             return self.clone();
         }
-        let picked = (0..n).map(|k| k * self.len / n);
+        let picked = crate::subset::evenly_spaced(self.len, n);
         let images = match &self.images {
             Images::Files(files) => Images::Files(picked.map(|i| files[i].clone()).collect()),
             Images::Parquet { shards, keep: None } => {

@@ -11,6 +11,7 @@
 //!   batches in dataset order; unreadable images are errors naming them, or listed skips.
 //! - [`mnist`], [`cifar`]: the small datasets from their original files (IDX, binary batches)
 //!   or the Hugging Face Hub's parquet ([`parquet`], [`hub`]), every size and label checked.
+//! - [`subset`]: `n` examples spread evenly over a set, for quick partial runs.
 //!
 //! The reference for every pixel is Pillow (`libImaging/Resample.c`, `Geometry.c`,
 //! `Convert.c`, libjpeg-turbo) under torchvision's `transforms/functional.py` and
@@ -27,6 +28,7 @@ pub mod loader;
 pub mod mnist;
 pub mod parquet;
 pub mod resample;
+pub mod subset;
 pub mod transform;
 pub mod turbojpeg;
 

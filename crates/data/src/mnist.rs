@@ -150,6 +150,18 @@ impl Split {
         let labels: Vec<u32> = self.labels.iter().map(|&l| u32::from(l)).collect();
         Ok(Tensor::from_vec(labels, self.count, device)?)
     }
+
+    /// `n` examples spread evenly over the split ([`crate::subset::evenly_spaced`]), or all
+    /// of it.
+    pub fn evenly_spaced(&self, n: usize) -> Self {
+        let picked: Vec<usize> = crate::subset::evenly_spaced(self.count, n).collect();
+        Self {
+            images: crate::subset::gather(&self.images, self.rows * self.cols, &picked),
+            labels: crate::subset::gather(&self.labels, 1, &picked),
+            count: picked.len(),
+            ..*self
+        }
+    }
 }
 
 /// A train and a test split.

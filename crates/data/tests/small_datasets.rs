@@ -5,7 +5,7 @@ mod common;
 
 use std::path::Path;
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use common::{fixtures, scratch, write};
 use convnets_data::cifar::{Cifar, IMAGE_BYTES};
 use convnets_data::hub::{HubCache, dataset_files};
@@ -177,6 +177,118 @@ fn cifar_from_a_hub_cache_or_an_error_saying_what_to_fetch() -> Result<()> {
         .unwrap_err()
         .to_string();
     assert!(e.contains("no test_batch.bin"), "{e}");
+    Ok(())
+}
+
+#[test]
+fn cifar_resolve_reads_a_path_as_what_it_is() -> Result<()> {
+    let dir = scratch("cifar-resolve");
+    let thumbs = std::fs::read(fixtures().join("hub/cifar_thumbnails_chw.u8"))?;
+    let mut batch = Vec::new();
+    for (label, img) in [3, 1, 4, 1]
+        .into_iter()
+        .zip(thumbs.chunks_exact(IMAGE_BYTES))
+    {
+        batch.push(label);
+        batch.extend_from_slice(img);
+    }
+    // A binary batch file, whatever it is called, and some of its records.
+    write(&dir.join("batch/test_batch.bin"), &batch);
+    write(&dir.join("batch/mine.dat"), &batch[..2 * (1 + IMAGE_BYTES)]);
+    let whole = Cifar::Ten.resolve(Some(&dir.join("batch/test_batch.bin")), false)?;
+    assert_eq!(
+        (whole.labels.as_slice(), &whole.images),
+        (&[3, 1, 4, 1][..], &thumbs)
+    );
+    let two = Cifar::Ten.resolve(Some(&dir.join("batch/mine.dat")), false)?;
+    assert_eq!(two.labels, [3, 1]);
+
+    // The hub's parquet: the file, its snapshot folder, or the file's own folder.
+    let snapshot = fixtures().join("hub/cifar10");
+    let file = snapshot.join(Cifar::Ten.hub_file(false).1);
+    for path in [
+        &file,
+        &snapshot,
+        &file.parent().context("folder")?.to_path_buf(),
+    ] {
+        let split = Cifar::Ten.resolve(Some(path), false)?;
+        assert_eq!(
+            (&split.labels, &split.images),
+            (&whole.labels, &whole.images),
+            "{}",
+            path.display()
+        );
+    }
+    // A .parquet file is read as parquet (a binary batch would be "not a whole number of
+    // records").
+    let e = Cifar::Ten
+        .resolve(
+            Some(&fixtures().join("hub/broken/cifar10_64x64.parquet")),
+            false,
+        )
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("not 32x32"), "{e}");
+
+    // Any other folder is the binary distribution, which names what it lacks.
+    let e = Cifar::Ten
+        .resolve(Some(&dir.join("batch")), true)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("no data_batch_1.bin"), "{e}");
+    let missing = dir.join("nowhere");
+    let e = Cifar::Ten
+        .resolve(Some(&missing), false)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains(&missing.display().to_string()) && e.contains("no such file or folder"),
+        "{e}"
+    );
+
+    // Nothing given: the hub cache, which offline never downloads.
+    let cache = scratch("cifar-resolve-cache");
+    let (repo, hub_file) = Cifar::Ten.hub_file(false);
+    cache_dataset(&cache, repo, &[(hub_file, &file)])?;
+    let cached = Cifar::Ten.resolve_in(None, false, &unreachable_hub(&cache))?;
+    assert_eq!(cached.labels, whole.labels);
+    let e = Cifar::Ten
+        .resolve_in(None, true, &unreachable_hub(&cache).with_offline(true))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("downloads are off") && !e.contains("download failed"),
+        "{e}"
+    );
+    Ok(())
+}
+
+#[test]
+fn an_evenly_spaced_subset_keeps_images_and_labels_together() -> Result<()> {
+    let mnist = Mnist::bundled()?.test;
+    let three = mnist.evenly_spaced(3);
+    assert_eq!((three.count, three.rows, three.cols), (3, 28, 28));
+    for (k, i) in [0, 3333, 6666].into_iter().enumerate() {
+        assert_eq!(three.labels[k], mnist.labels[i]);
+        assert_eq!(
+            three.images[k * 784..(k + 1) * 784],
+            mnist.images[i * 784..(i + 1) * 784]
+        );
+    }
+    assert_eq!(mnist.evenly_spaced(20_000).count, 10_000);
+
+    let cifar = Cifar::Hundred.from_parquet_dir(&fixtures().join("hub/cifar100"), false)?;
+    let two = cifar.evenly_spaced(2);
+    assert_eq!(two.labels, [cifar.labels[0], cifar.labels[2]]);
+    let coarse = cifar.coarse_labels.as_deref().context("coarse labels")?;
+    assert_eq!(
+        two.coarse_labels.as_deref(),
+        Some(&[coarse[0], coarse[2]][..])
+    );
+    assert_eq!(
+        two.images[IMAGE_BYTES..],
+        cifar.images[2 * IMAGE_BYTES..3 * IMAGE_BYTES]
+    );
     Ok(())
 }
 

@@ -146,9 +146,12 @@ fn multi_scale(
         "multi-scale evaluation needs at least one scale"
     );
     bar.set_length((val.len() * scales.len()) as u64);
+    // The first pass's images, in order: every later pass must see the same.
+    let mut names: Vec<String> = Vec::with_capacity(val.len());
     let mut sums: Vec<Tensor> = Vec::with_capacity(val.len());
     let mut labels: Vec<u32> = Vec::with_capacity(val.len());
     let mut skipped = Vec::new();
+    let first = scales[0];
     for (pass, &q) in scales.iter().enumerate() {
         let transform = EvalTransform {
             resize: Resize::ShorterSide(q),
@@ -156,30 +159,50 @@ fn multi_scale(
         };
         // Whole images differ in shape: one per batch.
         let mut batches = loader(val, transform, Views::Full, 1, run)?;
-        for (i, batch) in batches.by_ref().enumerate() {
+        let mut seen = 0;
+        for batch in batches.by_ref() {
             let batch = batch?;
+            let name = batch.names.first().context("an empty batch")?;
             let x = batch.images.to_device(run.device)?;
             let both = Tensor::cat(&[&x, &x.flip(&[3])?], 0)?;
             let scores = softmax_last_dim(&model.forward_dense(&both)?.to_dtype(DType::F32)?)?
                 .sum_keepdim(0)?
                 .to_device(&Device::Cpu)?;
             if pass == 0 {
+                names.push(name.clone());
                 sums.push(scores);
                 labels.extend(batch.labels.to_vec1::<u32>()?);
             } else {
-                let sum = sums.get_mut(i).context("the passes saw different images")?;
-                *sum = (&*sum + scores)?;
+                ensure!(
+                    names.get(seen) == Some(name),
+                    "the passes saw different images: image {} of the pass at shorter side \
+                     {q} is {name}, of the pass at {first} {}",
+                    seen + 1,
+                    names
+                        .get(seen)
+                        .map_or("none (it saw fewer)", String::as_str)
+                );
+                sums[seen] = (&sums[seen] + scores)?;
             }
+            seen += 1;
             bar.inc(1);
         }
         if pass == 0 {
             skipped = batches.skipped().to_vec();
-        } else {
-            ensure!(
-                batches.skipped() == skipped.as_slice(),
-                "the passes skipped different images"
-            );
+            continue;
         }
+        ensure!(
+            seen == names.len(),
+            "the passes saw different images: the pass at shorter side {q} saw {seen}, the \
+             pass at {first} {}; the first one missing is {}",
+            names.len(),
+            names.get(seen).map_or("", String::as_str)
+        );
+        let differ = skipped_differently(&skipped, batches.skipped());
+        ensure!(
+            differ.is_empty(),
+            "the passes skipped different images (shorter side {first}, then {q}): {differ}"
+        );
     }
     let n = labels.len();
     let mut accuracy = TopK::default();
@@ -190,15 +213,35 @@ fn multi_scale(
     Ok((accuracy, skipped))
 }
 
-/// The CIFAR-10 test images of `test`, normalised with the weights' mean and std, at 32×32
-/// as they are.
+/// What two passes' skips disagree on, by image name; empty when they agree.
+fn skipped_differently(first: &[Skipped], later: &[Skipped]) -> String {
+    let only = |a: &[Skipped], b: &[Skipped]| -> Vec<String> {
+        a.iter()
+            .filter(|s| !b.iter().any(|t| t.name == s.name))
+            .map(|s| s.name.clone())
+            .collect()
+    };
+    let mut parts = Vec::new();
+    let first_only = only(first, later);
+    if !first_only.is_empty() {
+        parts.push(format!("only the first skipped {}", first_only.join(", ")));
+    }
+    let later_only = only(later, first);
+    if !later_only.is_empty() {
+        parts.push(format!("only the later skipped {}", later_only.join(", ")));
+    }
+    parts.join("; ")
+}
+
+/// The CIFAR-10 test images of `test` (read from `source`, which messages name),
+/// normalised with the weights' mean and std, at 32×32 as they are.
 pub fn cifar10(
     model: &Model,
     spec: &WeightSpec,
     test: &CifarSplit,
+    source: &str,
     run: Run<'_>,
 ) -> Result<Measured> {
-    let start = Instant::now();
     let channel = |v: [f32; 3]| Tensor::from_vec(v.to_vec(), (1, 3, 1, 1), &Device::Cpu);
     let (mean, std) = (channel(spec.transform.mean)?, channel(spec.transform.std)?);
     let images = test
@@ -206,8 +249,36 @@ pub fn cifar10(
         .broadcast_sub(&mean)?
         .broadcast_div(&std)?;
     let labels = test.labels_tensor(&Device::Cpu)?;
-    let n = test.len();
-    let bar = progress(n, spec.id);
+    in_memory(model, &images, &labels, spec.id, run)
+        .with_context(|| format!("evaluating {} on {source}", spec.id))
+}
+
+/// The shipped MNIST test set (or `limit` digits spread evenly over it), in the paper's
+/// input convention (`convnets_lenet::paper_input`).
+pub fn mnist(model: &Model, id: &str, limit: Option<usize>, run: Run<'_>) -> Result<Measured> {
+    let mut test = Mnist::bundled()?.test;
+    if let Some(n) = limit {
+        test = test.evenly_spaced(n);
+    }
+    let images = convnets::lenet::paper_input(&test.images_tensor(&Device::Cpu)?)?;
+    let labels = test.labels_tensor(&Device::Cpu)?;
+    in_memory(model, &images, &labels, id, run)
+        .with_context(|| format!("evaluating {id} on the shipped MNIST test set"))
+}
+
+/// A small dataset held whole in memory, already normalised: batches of `images` through
+/// the model, counted against `labels`. The time is the model's alone (the set was read and
+/// checked whole before, so nothing is skipped).
+fn in_memory(
+    model: &Model,
+    images: &Tensor,
+    labels: &Tensor,
+    id: &str,
+    run: Run<'_>,
+) -> Result<Measured> {
+    let start = Instant::now();
+    let n = labels.dim(0)?;
+    let bar = progress(n, id);
     let mut accuracy = TopK::default();
     for at in (0..n).step_by(run.batch_size) {
         let len = run.batch_size.min(n - at);
@@ -216,43 +287,38 @@ pub fn cifar10(
         bar.inc(len as u64);
     }
     bar.finish_and_clear();
-    ensure!(accuracy.n > 0, "no image was evaluated");
+    ensure!(accuracy.n > 0, "no image was evaluated: the set is empty");
     Ok(Measured {
         accuracy,
         seconds: start.elapsed().as_secs_f64(),
-        // The test set was read and checked whole before this: a bad record failed the run.
         skipped: Vec::new(),
     })
 }
 
-/// The shipped MNIST test set (or `limit` digits spread evenly over it), in the paper's
-/// input convention (`convnets_lenet::paper_input`).
-pub fn mnist(model: &Model, id: &str, limit: Option<usize>, run: Run<'_>) -> Result<Measured> {
-    let start = Instant::now();
-    let test = Mnist::bundled()?.test;
-    let mut images = test.images_tensor(&Device::Cpu)?;
-    let mut labels = test.labels_tensor(&Device::Cpu)?;
-    if let Some(n) = limit.filter(|&n| n < test.count) {
-        let picked: Vec<u32> = (0..n).map(|k| (k * test.count / n) as u32).collect();
-        let picked = Tensor::from_vec(picked, n, &Device::Cpu)?;
-        images = images.index_select(&picked, 0)?;
-        labels = labels.index_select(&picked, 0)?;
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passes_that_skip_differently_are_told_apart_by_name() {
+        let skip = |names: &[&str]| -> Vec<Skipped> {
+            names
+                .iter()
+                .map(|n| Skipped {
+                    name: n.to_string(),
+                    reason: "cannot decode".into(),
+                })
+                .collect()
+        };
+        let first = skip(&["val/a.JPEG", "val/b.JPEG"]);
+        assert_eq!(skipped_differently(&first, &first), "");
+        assert_eq!(
+            skipped_differently(&first, &skip(&["val/b.JPEG", "val/c.JPEG"])),
+            "only the first skipped val/a.JPEG; only the later skipped val/c.JPEG"
+        );
+        assert_eq!(
+            skipped_differently(&[], &skip(&["val/c.JPEG"])),
+            "only the later skipped val/c.JPEG"
+        );
     }
-    let images = convnets::lenet::paper_input(&images)?;
-    let n = labels.dim(0)?;
-    let bar = progress(n, id);
-    let mut accuracy = TopK::default();
-    for at in (0..n).step_by(run.batch_size) {
-        let len = run.batch_size.min(n - at);
-        let x = images.narrow(0, at, len)?.to_device(run.device)?;
-        let logits = model.forward_t(&x, false)?;
-        accuracy.update(&logits, &labels.narrow(0, at, len)?)?;
-        bar.inc(len as u64);
-    }
-    bar.finish_and_clear();
-    Ok(Measured {
-        accuracy,
-        seconds: start.elapsed().as_secs_f64(),
-        skipped: Vec::new(),
-    })
 }

@@ -2,8 +2,8 @@
 //! weights and prints the ILSVRC-style table, measured beside published.
 //!
 //! Everything is resolved before anything is evaluated, so a run that cannot complete fails
-//! in seconds: the dataset is found and listed, the protocol checked against every model,
-//! every weights file fetched (or found in the cache, with `--offline`) and checked against
+//! in seconds: the options and the protocol checked against every model, the dataset found
+//! and listed, every weights file fetched (or found in the cache, with `--offline`) and checked against
 //! its sha256. Then each model is loaded strictly and evaluated; the table goes to stdout
 //! as Markdown and to `--out` as Markdown, CSV and JSON. A complete run whose top-1 falls
 //! below the weights' own published number by more than `--tolerance` fails the command
@@ -21,6 +21,7 @@ use convnets::core::spec::{
     EvalTransform, PaperResult, Protocol as Measure, WeightSource, WeightSpec,
 };
 use convnets::data::cifar::{Cifar, CifarSplit};
+use convnets::data::hub::HubCache;
 use convnets::data::imagenet::{DevkitIds, ImageNetVal};
 use convnets::{
     Architecture, Dataset, Family, Fetched, Fetcher, Model, Structure, architecture, weight,
@@ -53,9 +54,10 @@ pub fn run(args: &[String]) -> Result<()> {
          checkpoint of one's own can be given with --weights FILE)",
         opts.what
     );
+    // Everything a run needs, before the first image: options, data, protocol, weights.
+    plan.check_protocol(opts.protocol)?;
+    plan.check_options_apply(&opts)?;
     let device = convnets::core::device::parse(&opts.device)?;
-
-    // Everything a run needs, before the first image: data, protocol, weights.
     let imagenet = if plan.needs(Dataset::ImageNet) {
         Some(imagenet(&opts)?)
     } else {
@@ -66,7 +68,6 @@ pub fn run(args: &[String]) -> Result<()> {
     } else {
         None
     };
-    plan.check_protocol(opts.protocol)?;
     let scales = plan.scales(&opts)?;
     let fetched = plan.fetch(&opts)?;
 
@@ -128,7 +129,7 @@ pub fn run(args: &[String]) -> Result<()> {
         stem += &format!("-limit{n}");
     }
     for path in report.write(&opts.out, &stem)? {
-        eprintln!("wrote {}", path.display());
+        tracing::info!("wrote {}", path.display());
     }
     let regressions = report.regressions(opts.tolerance);
     ensure!(
@@ -234,22 +235,49 @@ impl Plan {
     }
 
     /// Ten-crop and multi-scale evaluation are ImageNet protocols: the small datasets'
-    /// networks see their whole image.
+    /// networks see their whole image. In a selection with ImageNet weights (`all`) they
+    /// do so, and their rows say so; a selection of nothing but them is refused.
     fn check_protocol(&self, protocol: Protocol) -> Result<()> {
-        let whole: Vec<&str> = self
-            .targets
-            .iter()
-            .filter(|s| dataset_of(s) != Dataset::ImageNet)
-            .map(|s| s.id)
-            .collect();
+        if protocol == Protocol::Single || self.needs(Dataset::ImageNet) {
+            return Ok(());
+        }
+        let whole: Vec<&str> = self.targets.iter().map(|s| s.id).collect();
         ensure!(
-            protocol == Protocol::Single || whole.is_empty(),
+            whole.is_empty(),
             "--protocol {} is an ImageNet protocol (crops and scales of a photograph); {} \
              see their whole 32×32 image: run them with --protocol single (the default), or \
              select ImageNet weights",
             protocol.name(),
             whole.join(", "),
         );
+        Ok(())
+    }
+
+    /// Options for a dataset the selection does not evaluate are a mistake (a mistyped
+    /// selection, a forgotten `--weights`), not something to ignore silently.
+    fn check_options_apply(&self, opts: &Options) -> Result<()> {
+        ensure!(
+            opts.cifar10.is_none() || self.needs(Dataset::Cifar10),
+            "--cifar10 is the test set of a CIFAR architecture's checkpoint (`reproduce \
+             resnet20 --weights FILE --cifar10 PATH`), and `{}` evaluates nothing on CIFAR-10",
+            opts.what
+        );
+        if opts.skip_unreadable && !self.needs(Dataset::ImageNet) {
+            let small: Vec<&str> = self.targets.iter().map(|s| s.id).collect();
+            bail!(
+                "--skip-unreadable leaves out ImageNet images that cannot be decoded, and `{}` \
+                 evaluates nothing on ImageNet: {}",
+                opts.what,
+                if small.is_empty() {
+                    "it has published rows only".to_string()
+                } else {
+                    format!(
+                        "{} read their small dataset whole, where a bad record fails the run",
+                        small.join(", ")
+                    )
+                }
+            );
+        }
         Ok(())
     }
 
@@ -346,9 +374,10 @@ impl Plan {
 const CIFAR10_MEAN: [f32; 3] = [0.4914, 0.4822, 0.4465];
 const CIFAR10_STD: [f32; 3] = [0.2470, 0.2435, 0.2616];
 
-/// The row of a user's checkpoint for a CIFAR architecture: torchvision's names (what the
-/// common PyTorch CIFAR ResNet saves; `convnets inspect FILE` tells whether it fits), the
-/// 32×32 image as it is, normalised as `--mean` and `--std` say. Leaked: one per run.
+/// The row of a user's checkpoint for a CIFAR architecture: the zoo's names, with the
+/// classifier called `fc` or `linear` (the common PyTorch CIFAR ResNet's name;
+/// `convnets inspect FILE` tells whether the rest fits), the 32×32 image as it is,
+/// normalised as `--mean` and `--std` say. Leaked: one per run.
 fn cifar_spec(
     arch: &'static Architecture,
     file: &Path,
@@ -366,7 +395,7 @@ fn cifar_spec(
         // Never fetched: `Weights::File` is loaded from the path itself.
         source: WeightSource::Repository { path },
         sha256: None,
-        key_map: &convnets::resnet::weights::TORCHVISION,
+        key_map: &convnets::resnet::weights::CIFAR_LINEAR,
         transform: EvalTransform {
             mean: opts.mean.unwrap_or(CIFAR10_MEAN),
             std: opts.std.unwrap_or(CIFAR10_STD),
@@ -428,41 +457,47 @@ fn imagenet(opts: &Options) -> Result<(PathBuf, ImageNetVal)> {
     Ok((dir.clone(), val))
 }
 
-/// The CIFAR-10 test set `--cifar10` points at (`--limit` applied).
-fn cifar10(opts: &Options) -> Result<CifarSplit> {
-    let Some(path) = &opts.cifar10 else {
-        bail!(
-            "`reproduce {}` evaluates on the CIFAR-10 test set (10,000 images), and none was \
-             given: pass --cifar10 PATH, PATH being the binary distribution's folder \
-             (cifar-10-batches-bin, with test_batch.bin in it), that test_batch.bin itself, or \
-             a folder with the Hugging Face Hub's uoft-cs/cifar10 parquet \
-             (plain_text/test-00000-of-00001.parquet)",
-            opts.what
-        );
-    };
-    let parquet = Cifar::Ten.hub_file(false).1;
-    let test = if path.is_file() {
-        Cifar::Ten.read_binary(path, None)
-    } else if path.join(parquet).is_file() {
-        Cifar::Ten.from_parquet_dir(path, false)
-    } else {
-        Cifar::Ten.from_binary_dir(path, false)
+/// The CIFAR-10 test set `--cifar10` points at, else the one in the Hugging Face cache
+/// (downloaded there unless `--offline`), `--limit` applied.
+fn cifar10(opts: &Options) -> Result<CifarTest> {
+    let mut cache = HubCache::from_env();
+    if opts.offline {
+        cache = cache.with_offline(true);
     }
-    .with_context(|| format!("reading the CIFAR-10 test set at {}", path.display()))?;
-    let Some(n) = opts.limit.filter(|&n| n < test.len()) else {
-        return Ok(test);
+    let split = Cifar::Ten
+        .resolve_in(opts.cifar10.as_deref(), false, &cache)
+        .with_context(|| match &opts.cifar10 {
+            Some(path) => format!("reading the CIFAR-10 test set at {}", path.display()),
+            None => format!(
+                "`reproduce {}` evaluates on the CIFAR-10 test set (10,000 images), and none was \
+                 given nor could be fetched: pass --cifar10 PATH, PATH being the binary \
+                 distribution's folder (cifar-10-batches-bin, with test_batch.bin in it), that \
+                 test_batch.bin itself, or the Hugging Face Hub's uoft-cs/cifar10 parquet \
+                 (plain_text/test-00000-of-00001.parquet, or its snapshot folder)",
+                opts.what
+            ),
+        })?;
+    let source = match &opts.cifar10 {
+        Some(path) => format!("the CIFAR-10 test set at {}", path.display()),
+        None => format!(
+            "the CIFAR-10 test set of the Hugging Face cache {}",
+            cache.path().display()
+        ),
     };
-    let picked: Vec<usize> = (0..n).map(|k| k * test.len() / n).collect();
-    let size = convnets::data::cifar::IMAGE_BYTES;
-    Ok(CifarSplit {
-        images: picked
-            .iter()
-            .flat_map(|&i| &test.images[i * size..(i + 1) * size])
-            .copied()
-            .collect(),
-        labels: picked.iter().map(|&i| test.labels[i]).collect(),
-        coarse_labels: None,
+    Ok(CifarTest {
+        split: match opts.limit {
+            Some(n) => split.evenly_spaced(n),
+            None => split,
+        },
+        source,
     })
+}
+
+/// The CIFAR-10 test set a run evaluates on, and where it was read, for messages.
+#[derive(Debug)]
+struct CifarTest {
+    split: CifarSplit,
+    source: String,
 }
 
 /// The protocol a model was run with, comparable with the tables' [`Measure`]s.
@@ -546,7 +581,7 @@ enum Weights {
 #[derive(Debug, Clone, Copy, Default)]
 struct Sets<'a> {
     imagenet: Option<&'a ImageNetVal>,
-    cifar10: Option<&'a CifarSplit>,
+    cifar10: Option<&'a CifarTest>,
 }
 
 /// Loads and evaluates one set of weights.
@@ -605,30 +640,27 @@ fn measure(
             let test = data.cifar10.context("the CIFAR-10 test set")?;
             (
                 arch.input_shape(),
-                evaluate::cifar10(&model, spec, test, run)?,
+                evaluate::cifar10(&model, spec, &test.split, &test.source, run)?,
             )
         }
     };
     let structure = Structure::of(|vb| Model::for_weights(spec, vb), input)?;
     let ran = Ran::of(opts, dataset, scales);
+    let mut protocol = ran.describe();
+    if dataset != Dataset::ImageNet && opts.protocol != Protocol::Single {
+        // `all --protocol ten-crop`: the small datasets' nets are run as they always are.
+        protocol += &format!(" ({} is for ImageNet)", opts.protocol.name());
+    }
     let acc = measured.accuracy;
-    let mut row = Row::new(
-        Kind::Measured,
-        spec.id,
-        &label,
-        dataset.name(),
-        ran.describe(),
-    );
+    let mut row = Row::new(Kind::Measured, spec.id, &label, dataset.name(), protocol);
     row.images = Some(acc.n as usize);
-    // An image skipped as unreadable makes the run partial.
+    // Fewer images than the set has (`--limit`, or images skipped as unreadable): partial.
     row.partial = (acc.n as usize) < dataset.images();
     row.skipped = measured
         .skipped
         .iter()
-        .map(|s| Skipped {
-            name: s.name.clone(),
-            reason: s.reason.clone(),
-        })
+        .cloned()
+        .map(Skipped::from)
         .collect();
     row.top1 = Some(acc.top1_pct());
     row.top5 = Some(acc.top5_pct());
@@ -650,7 +682,7 @@ fn measure(
         reference.own &= !user_file && !shortened;
         row.compare_with(reference);
     }
-    eprintln!(
+    tracing::info!(
         "{}: top-1 {:.3}, top-5 {:.3} on {} images ({:.1} images/s){}",
         spec.id,
         acc.top1_pct(),
@@ -677,6 +709,7 @@ fn train_lenet(spec: &WeightSpec, opts: &Options) -> Result<(PathBuf, String)> {
         .with_context(|| format!("{}: not a LeNet-5", spec.id))?;
     let dir = opts.out.join(format!("train-{}", spec.id));
     let mut args: Vec<String> = vec!["lenet5".into(), "--variant".into(), variant.into()];
+    args.extend(["--device".into(), opts.device.clone()]);
     let distortions = spec.tag().contains("distortions");
     if distortions {
         args.push("--distortions".into());
@@ -687,19 +720,16 @@ fn train_lenet(spec: &WeightSpec, opts: &Options) -> Result<(PathBuf, String)> {
     if let Some(n) = opts.train_limit {
         args.extend(["--limit".into(), n.to_string()]);
     }
-    let recipe_args = args.join(" ");
     args.extend(["--out".into(), dir.display().to_string()]);
-    match crate::train::lenet5(&args)? {
-        Outcome::Finished { .. } => {}
-        Outcome::Stopped { step, reason } => bail!(
-            "retraining {} stopped at step {step} ({reason:?}) before its last epoch, so \
-             there are no final weights to evaluate; its checkpoint is in {}: finish it with \
-             `cargo xtask train {recipe_args} --resume --out {}`",
+    // Ctrl-C is the error `Interrupted`, whose message says how to resume; with no
+    // --max-steps given, nothing else stops a run before its last epoch.
+    let Outcome::Finished { .. } = crate::train::lenet5(&args)? else {
+        bail!(
+            "retraining {} stopped before its last epoch: no final weights in {}",
             spec.id,
-            dir.display(),
             dir.display()
-        ),
-    }
+        );
+    };
     let recipe = match (variant, distortions) {
         ("classic", false) => "the paper's protocol",
         ("classic", true) => "the paper's protocol and its distortions",
@@ -797,14 +827,8 @@ mod tests {
             .with_repository("/")
             .fetch(spec)?;
         assert_eq!(fetched.check(), convnets::Check::Shipped);
-        let row = measure(
-            spec,
-            &Weights::Zoo(fetched),
-            &opts,
-            Sets::default(),
-            &[],
-            run,
-        )?;
+        let weights = Weights::Zoo(fetched);
+        let row = measure(spec, &weights, &opts, Sets::default(), &[], run)?;
         assert_eq!(row.images, Some(10_000));
         assert!(!row.partial);
         assert_eq!(row.protocol, "full image");
@@ -844,6 +868,14 @@ mod tests {
             own: true,
         });
         assert!(report(vec![honest]).regressions(0.0).is_empty());
+
+        // In `all --protocol ten-crop`, LeNet-5 sees its whole image, and its row says so.
+        let args = ["lenet", "--protocol", "ten-crop", "--limit", "100"];
+        let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+        let ten_crop = Options::parse(&args)?.context("options")?;
+        let row = measure(spec, &weights, &ten_crop, Sets::default(), &[], run)?;
+        assert_eq!(row.protocol, "full image (ten-crop is for ImageNet)");
+        assert_eq!(row.images, Some(100));
         let _ = std::fs::remove_dir_all(&dir);
         Ok(())
     }
@@ -943,7 +975,8 @@ mod tests {
                 .contains("CIFAR-10")
         );
 
-        // Crops and scales are for photographs.
+        // Crops and scales are for photographs: a selection of small-dataset nets alone is
+        // refused, one with ImageNet weights too runs them on their whole image.
         let lenet = Plan::new("lenet")?;
         lenet.check_protocol(Protocol::Single)?;
         for protocol in [Protocol::TenCrop, Protocol::MultiScale] {
@@ -952,8 +985,45 @@ mod tests {
                 err.contains(protocol.name()) && err.contains("lenet5_modern.mnist"),
                 "{err}"
             );
+            all.check_protocol(protocol)?;
+            zf.check_protocol(protocol)?;
         }
         Plan::new("resnet")?.check_protocol(Protocol::TenCrop)?;
+        Ok(())
+    }
+
+    #[test]
+    fn options_for_a_dataset_the_selection_lacks_are_refused() -> Result<()> {
+        let opts = |args: &[&str]| -> Result<Options> {
+            let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+            Options::parse(&args)?.context("options")
+        };
+        let cifar = opts(&["lenet", "--cifar10", "cifar-10-batches-bin"])?;
+        let err = Plan::new("lenet")?
+            .check_options_apply(&cifar)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("evaluates nothing on CIFAR-10"), "{err}");
+        // A CIFAR architecture without --weights has nothing to evaluate either.
+        assert!(Plan::new("resnet20")?.check_options_apply(&cifar).is_err());
+
+        let skip = opts(&["lenet", "--skip-unreadable"])?;
+        let err = Plan::new("lenet")?
+            .check_options_apply(&skip)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("evaluates nothing on ImageNet") && err.contains("lenet5_modern.mnist"),
+            "{err}"
+        );
+        let err = Plan::new("zfnet")?
+            .check_options_apply(&skip)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("published rows only"), "{err}");
+        // `all` has ImageNet rows for it; a plain run of anything passes.
+        Plan::new("all")?.check_options_apply(&skip)?;
+        Plan::new("lenet")?.check_options_apply(&opts(&["lenet"])?)?;
         Ok(())
     }
 }

@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result, bail, ensure};
 use lexopt::prelude::*;
 
 pub const USAGE: &str = "\
@@ -24,24 +24,28 @@ options:
                         Kaggle's LOC_val_solution.csv wherever it is (a .csv file)
   --cifar10 PATH        the CIFAR-10 test set: the binary distribution's folder
                         (cifar-10-batches-bin), a binary batch file (test_batch.bin,
-                        or part of one), or a folder with the hub's parquet
-                        (plain_text/test-00000-of-00001.parquet)
+                        or part of one), the hub's .parquet file or a folder with it
+                        (plain_text/test-00000-of-00001.parquet) (default: the
+                        Hugging Face cache's uoft-cs/cifar10, downloaded there)
   --weights FILE        evaluate FILE (safetensors or .pth) in place of the zoo's
                         weights: with a weights id, under its transform and key map;
                         with a CIFAR architecture (resnet20 .. resnet1202, plain20 ..),
-                        which the zoo has no weights for, in torchvision's names
+                        which the zoo has no weights for, with its classifier
+                        named `fc` or `linear` (not with --train)
   --mean R,G,B --std R,G,B
                         with a CIFAR architecture: the normalisation FILE was trained
-                        with (default: CIFAR-10's training set, 0.4914,0.4822,0.4465
-                        and 0.2470,0.2435,0.2616)
+                        with, three numbers each, the std above 0 (default:
+                        CIFAR-10's training set, 0.4914,0.4822,0.4465 and
+                        0.2470,0.2435,0.2616)
   --protocol P          single (default): one centre crop, the weights' transform;
                         ten-crop: corners and centre, and mirrored (Krizhevsky 2012);
                         multi-scale: dense evaluation over several shorter sides and
-                        the mirror image (Simonyan & Zisserman 2015, He et al. 2015)
+                        the mirror image (Simonyan & Zisserman 2015, He et al. 2015);
+                        MNIST and CIFAR nets see their whole image under any
   --scales A,B,...      multi-scale: the shorter sides (default: the paper's)
   --limit N             evaluate N images spread evenly over the set; the table says
                         the run is partial
-  --skip-unreadable     leave out images that cannot be read or decoded instead of
+  --skip-unreadable     leave out ImageNet images that cannot be decoded instead of
                         failing; the table counts them and the JSON lists them with the
                         reason (the run is then partial)
   --batch-size N        images per batch (default 32)
@@ -123,15 +127,37 @@ fn positive(value: &str, option: &str) -> Result<usize> {
     }
 }
 
-/// Three per-channel numbers, `R,G,B`.
+/// Three per-channel numbers, `R,G,B`, each finite.
 fn channels(value: &str, option: &str) -> Result<[f32; 3]> {
-    let parsed: Option<Vec<f32>> = value
-        .split(',')
-        .map(|v| v.trim().parse::<f32>().ok().filter(|v| v.is_finite()))
-        .collect();
-    parsed
-        .and_then(|v| <[f32; 3]>::try_from(v).ok())
-        .with_context(|| format!("{option}: `{value}` is not three numbers R,G,B"))
+    let parts: Vec<&str> = value.split(',').map(str::trim).collect();
+    ensure!(
+        parts.len() == 3,
+        "{option}: `{value}` has {} value{}; it takes three, R,G,B",
+        parts.len(),
+        if parts.len() == 1 { "" } else { "s" }
+    );
+    let mut out = [0.0; 3];
+    for ((slot, part), channel) in out.iter_mut().zip(&parts).zip(["R", "G", "B"]) {
+        *slot = part
+            .parse::<f32>()
+            .ok()
+            .filter(|v| v.is_finite())
+            .with_context(|| format!("{option}: {channel} `{part}` is not a finite number"))?;
+    }
+    Ok(out)
+}
+
+/// `--std R,G,B`: three standard deviations, each above 0 (the pixels are divided by them).
+fn deviations(value: &str) -> Result<[f32; 3]> {
+    let std = channels(value, "--std")?;
+    for (v, channel) in std.iter().zip(["R", "G", "B"]) {
+        ensure!(
+            *v > 0.0,
+            "--std: {channel} is {v}; a standard deviation must be above 0 (pixels are divided \
+             by it)"
+        );
+    }
+    Ok(std)
 }
 
 impl Options {
@@ -201,7 +227,7 @@ impl Options {
                 Long("cifar10") => o.cifar10 = Some(value(&mut parser, "cifar10")?.into()),
                 Long("weights") => o.weights = Some(value(&mut parser, "weights")?.into()),
                 Long("mean") => o.mean = Some(channels(&value(&mut parser, "mean")?, "--mean")?),
-                Long("std") => o.std = Some(channels(&value(&mut parser, "std")?, "--std")?),
+                Long("std") => o.std = Some(deviations(&value(&mut parser, "std")?)?),
                 Long("device") => o.device = value(&mut parser, "device")?,
                 Long("offline") => o.offline = true,
                 Long("out") => o.out = value(&mut parser, "out")?.into(),
@@ -237,6 +263,12 @@ impl Options {
         }
         if (o.mean.is_some() || o.std.is_some()) && o.weights.is_none() {
             bail!("--mean and --std describe the checkpoint given with --weights");
+        }
+        if o.train && o.weights.is_some() {
+            bail!(
+                "--train retrains the nets from scratch and --weights evaluates FILE as it is: \
+                 give one of them"
+            );
         }
         if (o.train_epochs.is_some() || o.train_limit.is_some()) && !o.train {
             bail!("--train-epochs and --train-limit shorten --train, which was not given");
@@ -284,20 +316,60 @@ mod tests {
     #[test]
     fn bad_options_say_what_is_wrong() {
         for (args, needle) in [
-            (&["resnet", "--protocol", "5-crop"][..], "5-crop"),
-            (&["resnet", "--limit", "0"][..], "--limit"),
-            (&["resnet", "--scales", "256"][..], "multi-scale"),
+            (
+                &["resnet", "--protocol", "5-crop"][..],
+                "`5-crop` is not single",
+            ),
+            (&["resnet", "--limit", "0"][..], "`0`"),
+            (
+                &["resnet", "--scales", "256"][..],
+                "is for --protocol multi-scale",
+            ),
             (&[][..], "what to reproduce"),
             (&["resnet", "--bogus"][..], "bogus"),
-            (&["lenet", "--train-epochs", "1"][..], "--train"),
+            (&["lenet", "--train-epochs", "1"][..], "which was not given"),
+            (&["lenet", "--train", "--train-limit", "0"][..], "`0`"),
             (
-                &["lenet", "--train", "--train-limit", "0"][..],
-                "--train-limit",
+                &["lenet5_modern.mnist", "--weights", "w.pt", "--train"][..],
+                "give one of them",
             ),
-            (&["resnet20", "--mean", "0.5,0.5"][..], "--mean"),
+            (&["resnet20", "--mean", "0.5,0.5"][..], "has 2 values"),
+            (&["resnet20", "--mean", "0.5,0.5,0.5,1"][..], "has 4 values"),
+            (
+                &["resnet20", "--mean", "0.5,nan,0.5"][..],
+                "G `nan` is not a finite number",
+            ),
+            (
+                &["resnet20", "--mean", "0.5,0.5,0.5"][..],
+                "describe the checkpoint given with --weights",
+            ),
+            (
+                &["resnet20", "--weights", "w.pt", "--std", "0.2,0.2,0"][..],
+                "B is 0; a standard deviation must be above 0",
+            ),
+            (
+                &["resnet20", "--weights", "w.pt", "--std", "-1,0.2,0.2"][..],
+                "R is -1",
+            ),
+            (
+                &["resnet20", "--weights", "w.pt", "--std", "0.2,inf,0.2"][..],
+                "G `inf` is not a finite number",
+            ),
         ] {
-            let err = parse(args).unwrap_err().to_string();
+            let err = format!("{:#}", parse(args).unwrap_err());
             assert!(err.contains(needle), "{args:?}: {err}");
         }
+        // Valid numbers with --weights are accepted.
+        let o = parse(&[
+            "resnet20",
+            "--weights",
+            "w.pt",
+            "--mean",
+            "0.5, 0.5,0.5",
+            "--std",
+            "0.25,0.25,0.25",
+        ]);
+        let o = o.ok().flatten().map(|o| (o.mean, o.std));
+        assert_eq!(o, Some((Some([0.5; 3]), Some([0.25; 3]))));
     }
 }

@@ -37,6 +37,16 @@ pub struct Skipped {
     pub reason: String,
 }
 
+/// The loader's record of a skip, serialisable (convnets-data does not depend on serde).
+impl From<convnets::data::loader::Skipped> for Skipped {
+    fn from(s: convnets::data::loader::Skipped) -> Self {
+        Self {
+            name: s.name,
+            reason: s.reason,
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Row {
     pub kind: Kind,
@@ -329,7 +339,7 @@ impl Report {
         let mut out = String::from(
             "kind,model,label,dataset,protocol,images,partial,top1,top5,ref_top1,ref_top5,\
              ref_source,ref_own,delta_top1,delta_top5,params,gflops,input,resize,crop_pct,\
-             interpolation,images_per_sec,sha256,skipped\n",
+             interpolation,images_per_sec,sha256,other_weights,skipped\n",
         );
         for row in &self.rows {
             let r = row.reference.as_ref();
@@ -361,6 +371,7 @@ impl Report {
                 row.interpolation.clone().unwrap_or_default(),
                 num(row.images_per_sec),
                 row.sha256.clone().unwrap_or_default(),
+                row.other_weights.to_string(),
                 row.skipped.len().to_string(),
             ];
             let line: Vec<String> = fields.iter().map(|f| csv_field(f)).collect();
@@ -523,6 +534,7 @@ mod tests {
         partial.compare_with(own(76.13));
         assert_eq!(partial.delta_top1, None);
         let mut paper_only = measured("d.tv_in1k", 10.0, 50_000, false);
+        paper_only.other_weights = true;
         paper_only.compare_with(Reference {
             own: false,
             ..own(76.13)
@@ -552,6 +564,18 @@ mod tests {
             [Some("skipped"), Some("0"), Some("0"), Some("1"), Some("0")]
         );
         assert!(csv.contains(",\"meta, with a | and a, comma\",true,"));
+        // A row of other weights (--weights, --train) says so in the CSV as in the JSON.
+        let other: Vec<_> = csv.lines().map(|l| l.rsplit(',').nth(1)).collect();
+        assert_eq!(
+            other,
+            [
+                Some("other_weights"),
+                Some("false"),
+                Some("false"),
+                Some("false"),
+                Some("true")
+            ]
+        );
     }
 
     #[test]

@@ -1,6 +1,5 @@
 //! `cargo xtask <task>`: the project's tasks, each a thin layer over the library crates.
 
-use std::io::IsTerminal as _;
 use std::process::ExitCode;
 
 mod bench;
@@ -32,7 +31,8 @@ fn main() -> ExitCode {
     unsafe {
         convnets_core::runtime::configure_cpu_process()
     };
-    init_logging();
+    // The convnets crates' and xtask's own events at `info` and up.
+    convnets::cli::init_logging("warn,convnets=info,xtask=info");
     let args: Vec<String> = std::env::args().skip(1).collect();
     let result = match args.first().map(String::as_str) {
         Some("reproduce") => reproduce::run(&args[1..]),
@@ -60,20 +60,4 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
-}
-
-/// `tracing` events to stderr: by default the convnets crates' and xtask's at `info` and
-/// up, everything else's warnings; `RUST_LOG` replaces that (`RUST_LOG=convnets_train=debug`).
-/// A directive's target matches by prefix, so `convnets` covers every `convnets_*` crate.
-fn init_logging() {
-    let directives =
-        std::env::var("RUST_LOG").unwrap_or_else(|_| "warn,convnets=info,xtask=info".into());
-    // Lossy: a mistyped directive is reported on stderr and skipped, not fatal.
-    let filter = tracing_subscriber::EnvFilter::builder().parse_lossy(directives);
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .with_target(false)
-        .init();
 }

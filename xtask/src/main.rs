@@ -2,6 +2,7 @@
 
 use std::process::ExitCode;
 
+mod args;
 mod bench;
 mod fixtures;
 mod manifest;
@@ -49,15 +50,54 @@ fn main() -> ExitCode {
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
-        // A checkpoint is written and the message says how to resume; 130 is what a shell
-        // reports for a command ended by SIGINT, so scripts can tell it from a failure.
-        Err(err) if err.is::<train::Interrupted>() => {
-            eprintln!("{err}");
-            ExitCode::from(130)
-        }
         Err(err) => {
-            eprintln!("error: {err:#}");
-            ExitCode::FAILURE
+            let (message, status) = failure(&err);
+            eprintln!("{message}");
+            ExitCode::from(status)
         }
+    }
+}
+
+/// What a failed task prints, and its exit status. A run stopped by Ctrl-C has written its
+/// checkpoint and its message says how to resume; 130 is what a shell reports for a command
+/// ended by SIGINT, so scripts can tell it from a failure. `{:#}` keeps the whole chain, so
+/// context a caller adds cannot hide the resume command.
+fn failure(err: &anyhow::Error) -> (String, u8) {
+    // `is` sees through `.context(..)`.
+    if err.is::<train::Interrupted>() {
+        (format!("{err:#}"), 130)
+    } else {
+        (format!("error: {err:#}"), 1)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_interrupted_run_exits_130_with_its_resume_command_through_context() {
+        let interrupted = || train::Interrupted {
+            step: 7,
+            out: "runs/x".into(),
+            resume: "cargo xtask train lenet5 --limit 64 --resume --out runs/x".into(),
+        };
+        let plain = anyhow::Error::new(interrupted());
+        let wrapped = anyhow::Error::new(interrupted()).context("retraining lenet5_modern.mnist");
+        for err in [plain, wrapped] {
+            let (message, status) = failure(&err);
+            assert_eq!(status, 130, "{message}");
+            assert!(
+                message.contains("interrupted at step 7")
+                    && message
+                        .contains("`cargo xtask train lenet5 --limit 64 --resume --out runs/x`"),
+                "{message}"
+            );
+        }
+        let (message, status) = failure(&anyhow::anyhow!("no such file").context("reading x"));
+        assert_eq!(
+            (message.as_str(), status),
+            ("error: reading x: no such file", 1)
+        );
     }
 }

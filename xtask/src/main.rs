@@ -1,8 +1,8 @@
 //! `cargo xtask <task>`: the project's tasks, each a thin layer over the library crates.
 
-use std::io::IsTerminal as _;
 use std::process::ExitCode;
 
+mod args;
 mod bench;
 mod fixtures;
 mod manifest;
@@ -33,7 +33,8 @@ fn main() -> ExitCode {
     unsafe {
         convnets_core::runtime::configure_cpu_process()
     };
-    init_logging();
+    // The convnets crates' and xtask's own events at `info` and up.
+    convnets::cli::init_logging("warn,convnets=info,xtask=info");
     let args: Vec<String> = std::env::args().skip(1).collect();
     let result = match args.first().map(String::as_str) {
         Some("reproduce") => reproduce::run(&args[1..]),
@@ -50,31 +51,54 @@ fn main() -> ExitCode {
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
-        // A checkpoint is written and the message says how to resume; 130 is what a shell
-        // reports for a command ended by SIGINT, so scripts can tell it from a failure.
-        Err(err) if err.is::<train::Interrupted>() => {
-            eprintln!("{err}");
-            ExitCode::from(130)
-        }
         Err(err) => {
-            eprintln!("error: {err:#}");
-            ExitCode::FAILURE
+            let (message, status) = failure(&err);
+            eprintln!("{message}");
+            ExitCode::from(status)
         }
     }
 }
 
-/// `tracing` events to stderr: by default the convnets crates' and xtask's at `info` and
-/// up, everything else's warnings; `RUST_LOG` replaces that (`RUST_LOG=convnets_train=debug`).
-/// A directive's target matches by prefix, so `convnets` covers every `convnets_*` crate.
-fn init_logging() {
-    let directives =
-        std::env::var("RUST_LOG").unwrap_or_else(|_| "warn,convnets=info,xtask=info".into());
-    // Lossy: a mistyped directive is reported on stderr and skipped, not fatal.
-    let filter = tracing_subscriber::EnvFilter::builder().parse_lossy(directives);
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .with_target(false)
-        .init();
+/// What a failed task prints, and its exit status. A run stopped by Ctrl-C has written its
+/// checkpoint and its message says how to resume; 130 is what a shell reports for a command
+/// ended by SIGINT, so scripts can tell it from a failure. `{:#}` keeps the whole chain, so
+/// context a caller adds cannot hide the resume command.
+fn failure(err: &anyhow::Error) -> (String, u8) {
+    // `is` sees through `.context(..)`.
+    if err.is::<train::Interrupted>() {
+        (format!("{err:#}"), 130)
+    } else {
+        (format!("error: {err:#}"), 1)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_interrupted_run_exits_130_with_its_resume_command_through_context() {
+        let interrupted = || train::Interrupted {
+            step: 7,
+            out: "runs/x".into(),
+            resume: "cargo xtask train lenet5 --limit 64 --resume --out runs/x".into(),
+        };
+        let plain = anyhow::Error::new(interrupted());
+        let wrapped = anyhow::Error::new(interrupted()).context("retraining lenet5_modern.mnist");
+        for err in [plain, wrapped] {
+            let (message, status) = failure(&err);
+            assert_eq!(status, 130, "{message}");
+            assert!(
+                message.contains("interrupted at step 7")
+                    && message
+                        .contains("`cargo xtask train lenet5 --limit 64 --resume --out runs/x`"),
+                "{message}"
+            );
+        }
+        let (message, status) = failure(&anyhow::anyhow!("no such file").context("reading x"));
+        assert_eq!(
+            (message.as_str(), status),
+            ("error: reading x: no such file", 1)
+        );
+    }
 }

@@ -5,10 +5,10 @@
 //! defaults below are the recipes whose results `docs/lenet.md` records.
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::sync::{Arc, OnceLock};
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result, anyhow, bail};
 use candle_core::DType;
 use candle_nn::VarMap;
 use convnets_data::mnist::{Dataset as MnistData, FashionMnist, Mnist, Split};
@@ -18,6 +18,8 @@ use convnets_train::{
     Criterion, InMemory, Normalize, OptimizerConfig, Outcome, RunOptions, Schedule, StopReason,
     TrainConfig,
 };
+
+use crate::args::positive;
 
 const USAGE: &str = "\
 usage: cargo xtask train lenet5 [options]
@@ -103,18 +105,25 @@ fn parse(args: &[String]) -> Result<Options> {
             "--limit" => o.limit = Some(positive(arg, value()?)?),
             "--max-steps" => o.max_steps = Some(positive(arg, value()?)?),
             "--lr" => {
-                let lr: f64 = value()?.parse().context("--lr")?;
-                if !(lr.is_finite() && lr > 0.0) {
-                    bail!("--lr must be a positive number, not {lr}");
-                }
-                o.lr = Some(lr);
+                let v = value()?;
+                let lr = v
+                    .parse::<f64>()
+                    .ok()
+                    .filter(|lr| lr.is_finite() && *lr > 0.0);
+                o.lr =
+                    Some(lr.with_context(|| format!("--lr takes a positive number, not `{v}`"))?);
             }
             "--optimizer" => match value()?.as_str() {
                 "sgd" => o.optimizer = Some(Optimizer::Sgd),
                 "adamw" => o.optimizer = Some(Optimizer::AdamW),
                 other => bail!("--optimizer must be sgd or adamw, not `{other}`"),
             },
-            "--seed" => o.seed = value()?.parse().context("--seed")?,
+            "--seed" => {
+                let v = value()?;
+                o.seed = v
+                    .parse()
+                    .with_context(|| format!("--seed takes a whole number, not `{v}`"))?;
+            }
             "--out" => o.out = Some(value()?.into()),
             "--resume" => o.resume = true,
             "--device" => o.device = value()?.clone(),
@@ -129,21 +138,6 @@ fn parse(args: &[String]) -> Result<Options> {
         bail!("--variant must be classic or modern, not `{}`", o.variant);
     }
     Ok(o)
-}
-
-/// A count that must be at least 1: zero epochs train nothing, and a batch of zero divides
-/// the data into no steps.
-fn positive<T: std::str::FromStr + PartialEq + From<u8>>(option: &str, value: &str) -> Result<T>
-where
-    T::Err: std::error::Error + Send + Sync + 'static,
-{
-    let n: T = value
-        .parse()
-        .with_context(|| format!("{option} takes a whole number, not `{value}`"))?;
-    if n == T::from(0) {
-        bail!("{option} must be at least 1");
-    }
-    Ok(n)
 }
 
 /// The model configuration of a variant.
@@ -286,26 +280,127 @@ pub fn run(args: &[String]) -> Result<()> {
     lenet5(args).map(|_| ())
 }
 
-/// The stop flag Ctrl-C sets, installed once per process (`reproduce lenet --train`
-/// trains several networks in a row, and a process can have one handler only).
-fn stop_flag() -> Result<Arc<AtomicBool>> {
-    static STOP: OnceLock<Arc<AtomicBool>> = OnceLock::new();
-    if let Some(stop) = STOP.get() {
-        return Ok(stop.clone());
-    }
-    let stop = Arc::new(AtomicBool::new(false));
-    let flag = stop.clone();
-    ctrlc::set_handler(move || {
-        if flag.swap(true, Ordering::SeqCst) {
-            // A second Ctrl-C: leave now.
-            std::process::exit(130);
+/// What Ctrl-C does. A process can have one handler, and `reproduce lenet --train` trains
+/// several networks in a row with evaluations between them, so the handler is installed once
+/// and told when a run is in progress: during one, the first Ctrl-C asks it to stop after its
+/// step with a checkpoint, and a second leaves at once; outside one there is nothing to save,
+/// and Ctrl-C leaves at once (status 130, as for any command ended by SIGINT).
+struct CtrlC {
+    /// [`CtrlC::IDLE`], [`CtrlC::TRAINING`] or [`CtrlC::STOPPING`].
+    state: AtomicU8,
+    /// The runs' stop flag ([`RunOptions::stop`]).
+    stop: Arc<AtomicBool>,
+}
+
+impl CtrlC {
+    const IDLE: u8 = 0;
+    const TRAINING: u8 = 1;
+    /// Training, and asked to stop.
+    const STOPPING: u8 = 2;
+
+    fn new() -> Self {
+        Self {
+            state: AtomicU8::new(Self::IDLE),
+            stop: Arc::new(AtomicBool::new(false)),
         }
-        eprintln!(
-            "\ninterrupt: finishing the step and writing a checkpoint (Ctrl-C again to abort)"
-        );
-    })
-    .context("installing the Ctrl-C handler")?;
-    Ok(STOP.get_or_init(|| stop).clone())
+    }
+
+    /// The process's, its handler installed on first use.
+    fn get() -> Result<&'static CtrlC> {
+        static CTRL_C: OnceLock<Result<CtrlC, String>> = OnceLock::new();
+        CTRL_C
+            .get_or_init(|| {
+                ctrlc::set_handler(|| {
+                    // Before `CTRL_C` holds its value no run can have started.
+                    let stays = CTRL_C
+                        .get()
+                        .and_then(|c| c.as_ref().ok())
+                        .is_some_and(CtrlC::pressed);
+                    if !stays {
+                        std::process::exit(130);
+                    }
+                    tracing::info!(
+                        "interrupted: finishing the step and writing a checkpoint \
+                         (Ctrl-C again to leave at once)"
+                    );
+                })
+                .map(|()| CtrlC::new())
+                .map_err(|e| e.to_string())
+            })
+            .as_ref()
+            .map_err(|e| anyhow!("installing the Ctrl-C handler: {e}"))
+    }
+
+    /// A Ctrl-C: true when it asked a run to stop after its step, false when the process is
+    /// to leave now (no run in progress, or a run already asked once).
+    fn pressed(&self) -> bool {
+        let first = self
+            .state
+            .compare_exchange(
+                Self::TRAINING,
+                Self::STOPPING,
+                Ordering::SeqCst,
+                Ordering::SeqCst,
+            )
+            .is_ok();
+        if first {
+            self.stop.store(true, Ordering::SeqCst);
+        }
+        first
+    }
+
+    /// Marks a run in progress until the guard is dropped, with the stop flag cleared of an
+    /// earlier run's Ctrl-C.
+    fn training(&self) -> Training<'_> {
+        self.stop.store(false, Ordering::SeqCst);
+        self.state.store(Self::TRAINING, Ordering::SeqCst);
+        Training(self)
+    }
+
+    /// Whether a Ctrl-C asked the last run to stop.
+    fn stop_asked(&self) -> bool {
+        self.stop.load(Ordering::SeqCst)
+    }
+}
+
+/// A run in progress, for [`CtrlC`].
+struct Training<'a>(&'a CtrlC);
+
+impl Drop for Training<'_> {
+    fn drop(&mut self) {
+        self.0.state.store(CtrlC::IDLE, Ordering::SeqCst);
+    }
+}
+
+/// The command that continues a run: the run's own options, less `--resume`, `--max-steps`
+/// and `--out` (a resume must build the same [`TrainConfig`], which the trainer compares with
+/// the checkpoint's, so `--variant`, `--limit`, `--lr` and the rest must come again), then
+/// `--resume --out DIR`.
+fn resume_command(options: &[String], out: &Path) -> String {
+    let mut words = vec!["cargo xtask train lenet5".to_string()];
+    let mut it = options.iter();
+    while let Some(arg) = it.next() {
+        match arg.as_str() {
+            "--resume" => {}
+            "--max-steps" | "--out" => {
+                it.next();
+            }
+            _ => words.push(shell_word(arg)),
+        }
+    }
+    words.push("--resume --out".into());
+    words.push(shell_word(&out.display().to_string()));
+    words.join(" ")
+}
+
+/// `word` as a POSIX shell reads it back: as is when it is plain, else in single quotes.
+fn shell_word(word: &str) -> String {
+    let plain = |c: char| c.is_ascii_alphanumeric() || "-_./:=,+@%".contains(c);
+    if !word.is_empty() && word.chars().all(plain) {
+        word.to_string()
+    } else {
+        format!("'{}'", word.replace('\'', r"'\''"))
+    }
 }
 
 /// Trains as `args` say (`lenet5 [options]`) and tells how the run ended: a run stopped by
@@ -320,13 +415,14 @@ pub fn lenet5(args: &[String]) -> Result<Outcome> {
     let o = parse(rest)?;
     let device = convnets_core::device::parse(&o.device)?;
     let out = o.out.clone().unwrap_or_else(|| default_out(&o));
-    let stop = stop_flag()?;
+    // Installed before the data loads, so that a Ctrl-C from then on leaves at once.
+    let ctrl_c = CtrlC::get()?;
     let run = RunOptions {
         out_dir: out.clone(),
         resume: o.resume,
         max_steps: o.max_steps,
         checkpoint_every: Some(500),
-        stop: Some(stop),
+        stop: Some(ctrl_c.stop.clone()),
         progress: true,
         device: device.clone(),
     };
@@ -356,17 +452,23 @@ pub fn lenet5(args: &[String]) -> Result<Outcome> {
         &lenet_config(&o.variant)?,
         convnets_core::init::var_builder(&varmap, o.seed, DType::F32, &device),
     )?;
-    eprintln!(
-        "training LeNet-5 {} on {} ({} train, {} test), {} epochs of {steps} steps, writing to {}",
-        o.variant,
-        if o.fashion { "Fashion-MNIST" } else { "MNIST" },
-        train_split.count,
-        data.test.count,
-        config.epochs,
-        out.display()
-    );
-    let outcome =
-        convnets_train::train(&model, &varmap, &config, &train_set, Some(&test_set), &run)?;
+    let outcome = {
+        // From here a Ctrl-C stops the run with a checkpoint (xtask's Ctrl-C test waits for
+        // this line).
+        let _training = ctrl_c.training();
+        tracing::info!(
+            variant = %o.variant,
+            dataset = if o.fashion { "Fashion-MNIST" } else { "MNIST" },
+            train = train_split.count,
+            test = data.test.count,
+            epochs = config.epochs,
+            steps_per_epoch = steps,
+            out = %out.display(),
+            "training LeNet-5"
+        );
+        convnets_train::train(&model, &varmap, &config, &train_set, Some(&test_set), &run)?
+    };
+    let resume = resume_command(rest, &out);
     match &outcome {
         Outcome::Finished { records } => {
             let last = records.last().context("no epoch recorded")?;
@@ -380,16 +482,23 @@ pub fn lenet5(args: &[String]) -> Result<Outcome> {
         Outcome::Stopped {
             step,
             reason: StopReason::Interrupted,
-        } => return Err(Interrupted { step: *step, out }.into()),
+        } => {
+            return Err(Interrupted {
+                step: *step,
+                out,
+                resume,
+            }
+            .into());
+        }
         Outcome::Stopped {
             step,
             reason: StopReason::MaxSteps,
-        } => {
-            println!(
-                "stopped at step {step} (--max-steps); continue with --resume --out {}",
-                out.display()
-            );
-        }
+        } => println!("stopped at step {step} (--max-steps); continue with `{resume}`"),
+    }
+    if ctrl_c.stop_asked() {
+        // The Ctrl-C came after the last step: the run is complete and its weights written,
+        // but the process was asked to end (`reproduce lenet --train` would go on).
+        std::process::exit(130);
     }
     Ok(outcome)
 }
@@ -397,17 +506,20 @@ pub fn lenet5(args: &[String]) -> Result<Outcome> {
 /// A run ended by Ctrl-C after writing its checkpoint: `main` exits with status 130.
 #[derive(Debug)]
 pub struct Interrupted {
-    step: u64,
-    out: PathBuf,
+    pub step: u64,
+    pub out: PathBuf,
+    /// The command that continues the run ([`resume_command`]).
+    pub resume: String,
 }
 
 impl std::fmt::Display for Interrupted {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "interrupted at step {}, checkpoint written; continue with --resume --out {}",
+            "interrupted at step {}, checkpoint written in {}; continue with `{}`",
             self.step,
-            self.out.display()
+            self.out.display(),
+            self.resume
         )
     }
 }
@@ -510,14 +622,28 @@ mod tests {
         for (args, says) in [
             (
                 &["--batch-size", "0"][..],
-                "--batch-size must be at least 1",
+                "--batch-size takes a whole number of at least 1, not `0`",
             ),
-            (&["--epochs", "0"], "--epochs must be at least 1"),
-            (&["--max-steps", "0"], "--max-steps must be at least 1"),
-            (&["--epochs", "x"], "--epochs takes a whole number, not `x`"),
-            (&["--batch-size", "-1"], "--batch-size takes a whole number"),
-            (&["--lr", "0"], "--lr must be a positive number"),
-            (&["--lr", "NaN"], "--lr must be a positive number"),
+            (
+                &["--epochs", "0"],
+                "--epochs takes a whole number of at least 1, not `0`",
+            ),
+            (
+                &["--max-steps", "0"],
+                "--max-steps takes a whole number of at least 1, not `0`",
+            ),
+            (
+                &["--epochs", "x"],
+                "--epochs takes a whole number of at least 1, not `x`",
+            ),
+            (
+                &["--batch-size", "-1"],
+                "--batch-size takes a whole number of at least 1, not `-1`",
+            ),
+            (&["--lr", "0"], "--lr takes a positive number, not `0`"),
+            (&["--lr", "NaN"], "--lr takes a positive number, not `NaN`"),
+            (&["--lr", "0,1"], "--lr takes a positive number, not `0,1`"),
+            (&["--seed", "-3"], "--seed takes a whole number, not `-3`"),
             (
                 &["--optimizer", "lbfgs"],
                 "--optimizer must be sgd or adamw",
@@ -531,5 +657,55 @@ mod tests {
                 Err(e) => assert!(format!("{e:#}").contains(says), "{args:?}: {e:#}"),
             }
         }
+    }
+
+    #[test]
+    fn the_resume_command_repeats_the_runs_options() -> Result<()> {
+        let args = |a: &[&str]| a.iter().map(|a| a.to_string()).collect::<Vec<_>>();
+        let options = args(&[
+            "--variant",
+            "modern",
+            "--max-steps",
+            "20",
+            "--out",
+            "old",
+            "--limit",
+            "640",
+            "--resume",
+            "--fashion-dir",
+            "my data",
+        ]);
+        assert_eq!(
+            resume_command(&options, Path::new("runs/it's here")),
+            "cargo xtask train lenet5 --variant modern --limit 640 --fashion-dir 'my data' \
+             --resume --out 'runs/it'\\''s here'"
+        );
+        // What it keeps parses to the run's options, so the resume trains the same config.
+        let kept = args(&["--variant", "modern", "--limit", "640"]);
+        let resumed = resume_command(&kept, Path::new("d"));
+        let words: Vec<String> = resumed.split(' ').skip(4).map(String::from).collect();
+        let (run, again) = (parse(&options)?, parse(&words)?);
+        assert_eq!(train_config(&run, 640), train_config(&again, 640));
+        assert!(again.resume && again.max_steps.is_none());
+        Ok(())
+    }
+
+    #[test]
+    fn ctrl_c_stops_a_run_once_and_leaves_outside_one() {
+        let c = CtrlC::new();
+        // No run: nothing to save, leave now.
+        assert!(!c.pressed());
+        {
+            let _run = c.training();
+            assert!(c.pressed(), "the first Ctrl-C in a run asks it to stop");
+            assert!(c.stop_asked());
+            assert!(!c.pressed(), "a second leaves now");
+        }
+        // Between runs (reproduce's evaluations), Ctrl-C leaves at once again, and the next
+        // run starts without the last one's stop.
+        assert!(!c.pressed());
+        let _next = c.training();
+        assert!(!c.stop_asked());
+        assert!(c.pressed());
     }
 }

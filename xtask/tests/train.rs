@@ -1,13 +1,16 @@
 //! `cargo xtask train lenet5` end to end on the shipped MNIST, a few steps at a time: it stops
-//! at `--max-steps` with a checkpoint, `--resume` continues from it (the library's tests prove
-//! the continuation exact), its `tracing` logs reach stderr, a `--resume` with nothing to
-//! resume is refused, and Ctrl-C writes a checkpoint and exits with status 130.
+//! at `--max-steps` with a checkpoint, and the command it prints continues the run (the
+//! library's tests prove the continuation exact); its `tracing` logs reach stderr; a
+//! `--resume` with nothing to resume is refused; and Ctrl-C writes a checkpoint, exits with
+//! status 130 and prints a command that resumes.
 
-use std::io::{BufRead as _, BufReader, Read as _};
+use std::io::{BufRead as _, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, ExitStatus, Output, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result, ensure};
+use anyhow::{Context, Result, bail, ensure};
 
 fn scratch(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!(
@@ -18,16 +21,35 @@ fn scratch(name: &str) -> PathBuf {
     dir
 }
 
-/// `cargo xtask train lenet5 --variant modern --out <out> <args>`, on one thread, with the
-/// default log filter.
-fn train(out: &Path, args: &[&str]) -> Command {
+/// `cargo xtask <args>`, on one thread, with the default log filter.
+fn xtask<S: AsRef<std::ffi::OsStr>>(args: impl IntoIterator<Item = S>) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_xtask"));
-    cmd.args(["train", "lenet5", "--variant", "modern", "--out"])
-        .arg(out)
-        .args(args)
+    cmd.args(args)
         .env("RAYON_NUM_THREADS", "1")
         .env_remove("RUST_LOG");
     cmd
+}
+
+/// `cargo xtask train lenet5 --variant modern --out <out> <args>`.
+fn train(out: &Path, args: &[&str]) -> Command {
+    let mut cmd = xtask(["train", "lenet5", "--variant", "modern", "--out"]);
+    cmd.arg(out).args(args);
+    cmd
+}
+
+/// The command `text` says to run next, between backticks (`cargo xtask train lenet5 …`), as
+/// xtask's arguments. The scratch paths need no quoting, so words split at spaces.
+fn printed_command(text: &str) -> Result<Vec<String>> {
+    let command = text
+        .split('`')
+        .nth(1)
+        .with_context(|| format!("no command in backticks: {text}"))?;
+    let words: Vec<String> = command.split(' ').map(String::from).collect();
+    ensure!(
+        words.starts_with(&["cargo".into(), "xtask".into()]),
+        "{command}"
+    );
+    Ok(words[2..].to_vec())
 }
 
 fn run(cmd: &mut Command) -> Result<(Output, String, String)> {
@@ -40,29 +62,60 @@ fn run(cmd: &mut Command) -> Result<(Output, String, String)> {
 }
 
 #[test]
-fn max_steps_stops_resume_continues_and_the_logs_show() -> Result<()> {
+fn max_steps_stops_and_the_printed_command_resumes() -> Result<()> {
     let dir = scratch("steps");
-    let (first, stdout, stderr) = run(&mut train(&dir, &["--max-steps", "20"]))?;
+    // Options that each change the run's configuration: a resume without any one of them
+    // would be refused as a different run. One epoch of 20 steps.
+    let options = [
+        "--limit",
+        "640",
+        "--epochs",
+        "1",
+        "--batch-size",
+        "32",
+        "--lr",
+        "0.02",
+        "--seed",
+        "7",
+        "--optimizer",
+        "adamw",
+    ];
+    let (first, stdout, stderr) = run(train(&dir, &["--max-steps", "5"]).args(options))?;
     ensure!(first.status.success(), "{stdout}\n{stderr}");
-    assert!(stdout.contains("stopped at step 20"), "{stdout}");
+    assert!(
+        stdout.contains("stopped at step 5 (--max-steps)"),
+        "{stdout}"
+    );
     assert!(dir.join("checkpoint.safetensors").exists());
-    // The trainer's `tracing::info!` reaches stderr through xtask's subscriber.
+    // xtask's and the trainer's `tracing::info!` reach stderr through xtask's subscriber.
+    assert!(
+        stderr
+            .lines()
+            .any(|l| l.contains("INFO") && l.contains("training LeNet-5")),
+        "{stderr}"
+    );
     assert!(
         stderr.lines().any(|l| l.contains("INFO")
             && l.contains("stopped at max_steps")
-            && l.contains("step=20")),
+            && l.contains("step=5")),
         "{stderr}"
     );
 
-    let (second, stdout, stderr) = run(&mut train(&dir, &["--max-steps", "30", "--resume"]))?;
+    let resume = printed_command(&stdout)?;
+    let mut expected = vec!["train", "lenet5", "--variant", "modern"];
+    expected.extend(options);
+    expected.extend(["--resume", "--out", dir.to_str().context("path")?]);
+    assert_eq!(resume, expected, "{stdout}");
+    // Run exactly as printed, it continues the run from step 5 to the end of its epoch.
+    let (second, stdout, stderr) = run(&mut xtask(&resume))?;
     ensure!(second.status.success(), "{stdout}\n{stderr}");
     assert!(
         stderr
             .lines()
-            .any(|l| l.contains("INFO") && l.contains("resuming") && l.contains("step=20")),
+            .any(|l| l.contains("INFO") && l.contains("resuming") && l.contains("step=5")),
         "{stderr}"
     );
-    assert!(stdout.contains("stopped at step 30"), "{stdout}");
+    assert!(stdout.contains("done: test error"), "{stdout}");
     Ok(())
 }
 
@@ -85,38 +138,101 @@ fn zero_batch_size_is_an_error_not_a_panic() -> Result<()> {
     let (out, _, stderr) = run(&mut train(&scratch("zero"), &["--batch-size", "0"]))?;
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert!(
-        stderr.contains("error: --batch-size must be at least 1"),
+        stderr.contains("error: --batch-size takes a whole number of at least 1, not `0`"),
         "{stderr}"
     );
     Ok(())
 }
 
+/// How long an interrupted run may take to stop: a missed signal leaves it training for
+/// minutes, and the test fails at this deadline instead of waiting for that.
+const DEADLINE: Duration = Duration::from_secs(120);
+
+/// Starts `cmd`, sends it SIGINT once a line of its stderr contains `ready`, and returns its
+/// exit status and stderr; the child is killed and the test fails if either takes longer
+/// than [`DEADLINE`].
 #[cfg(unix)]
-#[test]
-fn ctrl_c_writes_a_checkpoint_and_exits_130() -> Result<()> {
-    let dir = scratch("interrupt");
-    let mut child = train(&dir, &[])
+fn interrupt(cmd: &mut Command, ready: &str) -> Result<(ExitStatus, String)> {
+    let mut child = cmd
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
         .context("starting xtask")?;
-    let mut stderr = BufReader::new(child.stderr.take().context("stderr")?);
-    // The Ctrl-C handler is installed before this line is printed.
+    let stderr = BufReader::new(child.stderr.take().context("stderr")?);
+    // Lines arrive over a channel, so that waiting for one can time out.
+    let (tx, lines) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in stderr.lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let start = Instant::now();
     let mut seen = String::new();
-    while !seen.contains("training LeNet-5") {
-        if stderr.read_line(&mut seen)? == 0 {
-            break;
+    let mut signalled = false;
+    loop {
+        let left = DEADLINE.saturating_sub(start.elapsed());
+        match lines.recv_timeout(left) {
+            Ok(line) => {
+                seen += &line;
+                seen.push('\n');
+                if !signalled && line.contains(ready) {
+                    let kill = Command::new("kill")
+                        .args(["-INT", &child.id().to_string()])
+                        .status()?;
+                    ensure!(kill.success(), "kill -INT");
+                    signalled = true;
+                }
+            }
+            // stderr closed: the child is exiting.
+            Err(mpsc::RecvTimeoutError::Disconnected) => break,
+            Err(mpsc::RecvTimeoutError::Timeout) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                bail!("still running after {DEADLINE:?} (signalled: {signalled}):\n{seen}");
+            }
         }
     }
-    ensure!(seen.contains("training LeNet-5"), "{seen}");
-    let kill = Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
-        .status()?;
-    ensure!(kill.success(), "kill -INT");
-    stderr.read_to_string(&mut seen)?;
-    let status = child.wait()?;
-    assert_eq!(status.code(), Some(130), "{seen}");
-    assert!(seen.contains("interrupted at step"), "{seen}");
-    assert!(dir.join("checkpoint.safetensors").exists(), "{seen}");
+    ensure!(signalled, "never printed `{ready}`:\n{seen}");
+    Ok((child.wait()?, seen))
+}
+
+#[cfg(unix)]
+#[test]
+fn ctrl_c_writes_a_checkpoint_exits_130_and_the_printed_command_resumes() -> Result<()> {
+    let dir = scratch("interrupt");
+    // 20 epochs of half of MNIST (`--limit`, which the resume must repeat): only the Ctrl-C
+    // can end it within the deadline. The handler counts the run as started from the line
+    // waited for.
+    let (status, stderr) = interrupt(&mut train(&dir, &["--limit", "30000"]), "training LeNet-5")?;
+    assert_eq!(status.code(), Some(130), "{stderr}");
+    let message = stderr
+        .lines()
+        .find(|l| l.starts_with("interrupted at step"))
+        .with_context(|| format!("no resume message:\n{stderr}"))?;
+    assert!(dir.join("checkpoint.safetensors").exists(), "{stderr}");
+    let resume = printed_command(message)?;
+    let path = dir.to_str().context("path")?;
+    assert_eq!(
+        resume,
+        [
+            "train",
+            "lenet5",
+            "--variant",
+            "modern",
+            "--limit",
+            "30000",
+            "--resume",
+            "--out",
+            path
+        ],
+        "{message}"
+    );
+    // Exactly as printed it resumes (a different configuration would be refused before
+    // this line), and a Ctrl-C stops it again with a checkpoint.
+    let (status, stderr) = interrupt(&mut xtask(&resume), "resuming")?;
+    assert_eq!(status.code(), Some(130), "{stderr}");
+    assert!(stderr.contains("interrupted at step"), "{stderr}");
     Ok(())
 }

@@ -194,6 +194,23 @@ pub enum Protocol {
     FullImage,
 }
 
+/// In words, as the zoo's `convnets models` and xtask's reproduction tables print it.
+impl std::fmt::Display for Protocol {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let scales = |s: &[usize]| s.iter().map(usize::to_string).collect::<Vec<_>>().join("/");
+        match self {
+            Protocol::SingleCrop => f.write_str("single crop"),
+            Protocol::TenCrop => f.write_str("10-crop"),
+            Protocol::MultiCrop { crops } => write!(f, "{crops} crops"),
+            Protocol::Dense { scales: s } => write!(f, "dense, scales {}", scales(s)),
+            Protocol::DenseAndMultiCrop { scales: s } => {
+                write!(f, "dense + multi-crop, scales {}", scales(s))
+            }
+            Protocol::FullImage => f.write_str("full image"),
+        }
+    }
+}
+
 /// An accuracy, in percent, with where it comes from.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
 pub struct Accuracy {
@@ -274,5 +291,27 @@ mod tests {
             EvalTransform::torchvision(232, 224).resize_shorter_side(),
             Some(232)
         );
+    }
+
+    #[test]
+    fn protocols_in_words() {
+        for (p, words) in [
+            (Protocol::SingleCrop, "single crop"),
+            (Protocol::TenCrop, "10-crop"),
+            (Protocol::MultiCrop { crops: 144 }, "144 crops"),
+            (
+                Protocol::Dense {
+                    scales: &[256, 384, 512],
+                },
+                "dense, scales 256/384/512",
+            ),
+            (
+                Protocol::DenseAndMultiCrop { scales: &[256] },
+                "dense + multi-crop, scales 256",
+            ),
+            (Protocol::FullImage, "full image"),
+        ] {
+            assert_eq!(p.to_string(), words);
+        }
     }
 }

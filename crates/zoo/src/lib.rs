@@ -18,7 +18,8 @@
 //! - [`manifest`]: the weights manifest (`weights/manifest.toml`) generated from the tables;
 //! - [`inspect`]: which architecture a checkpoint file fits.
 //!
-//! The `convnets` binary (`classify`, `models`, `inspect`) is the command line over these.
+//! The `convnets` binary (`classify`, `models`, `inspect`) is the command line over these;
+//! it and what it alone needs ([`cli`]) come with the `cli` feature, on by default.
 //!
 //! ```no_run
 //! # fn main() -> anyhow::Result<()> {
@@ -31,6 +32,8 @@
 //! # let _ = model; Ok(()) }
 //! ```
 
+#[cfg(feature = "cli")]
+pub mod cli;
 pub mod error;
 pub mod fetch;
 pub mod inspect;

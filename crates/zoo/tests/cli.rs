@@ -42,22 +42,24 @@ fn ok(out: &Output) -> Result<String> {
 }
 
 /// ResNet-18 with the parity generator's weights, in torchvision's names.
-fn resnet18_file() -> Result<PathBuf> {
+fn resnet18_file(name: &str) -> Result<PathBuf> {
     let fx = Fixture::load(workspace().join("tests/parity/fixtures/resnet18.json"))?;
     let tensors: HashMap<String, Tensor> = fx
         .tensors
         .iter()
         .map(|t| Ok((t.name.clone(), t.tensor(&Device::Cpu)?)))
         .collect::<Result<_>>()?;
-    let path =
-        std::env::temp_dir().join(format!("convnets-cli-{}.safetensors", std::process::id()));
+    let path = std::env::temp_dir().join(format!(
+        "convnets-cli-{}-{name}.safetensors",
+        std::process::id()
+    ));
     candle_core::safetensors::save(&tensors, &path)?;
     Ok(path)
 }
 
 #[test]
 fn classify_inspect_and_models() -> Result<()> {
-    let file = resnet18_file()?;
+    let file = resnet18_file("classify")?;
     let images = [photo("chelsea.jpg"), photo("coffee_png.JPEG")];
     let (a, b) = (
         images[0].to_str().context("path")?,
@@ -188,17 +190,73 @@ fn classify_inspect_and_models() -> Result<()> {
     Ok(())
 }
 
+/// `resnet18.tv_in1k` (the parity generator's weights) in a Hugging Face cache of its own,
+/// laid out as `huggingface-cli download` leaves it: the snapshot links to `blobs/<sha256>`,
+/// the name the fetcher checks the file against. Returns the cache (`HF_HUB_CACHE`).
+#[cfg(unix)]
+fn hub_cache_with_resnet18(file: &Path) -> Result<PathBuf> {
+    let cache = std::env::temp_dir().join(format!("convnets-cli-hub-{}", std::process::id()));
+    let repo = cache.join("models--timm--resnet18.tv_in1k");
+    let sha = convnets::core::checkpoint::sha256_file(file)?;
+    let commit = "0123456789abcdef0123456789abcdef01234567";
+    let snapshot = repo.join("snapshots").join(commit);
+    for dir in [repo.join("blobs"), repo.join("refs"), snapshot.clone()] {
+        std::fs::create_dir_all(dir)?;
+    }
+    std::fs::copy(file, repo.join("blobs").join(&sha))?;
+    std::fs::write(repo.join("refs/main"), commit)?;
+    let link = snapshot.join("model.safetensors");
+    let _ = std::fs::remove_file(&link);
+    std::os::unix::fs::symlink(format!("../../blobs/{sha}"), link)?;
+    Ok(cache)
+}
+
+/// `RUST_LOG` decides what is logged: the fetcher's debug event that says how it checked the
+/// weights shows with `convnets=debug`, and neither it nor anything else with `off` or the
+/// default filter (`info`); a mistyped directive is reported and skipped.
+#[cfg(unix)]
 #[test]
 fn rust_log_sets_the_log_filter() -> Result<()> {
-    // A subscriber is installed from RUST_LOG: its lossy parser reports the bad directive on
-    // stderr and the command still runs.
-    let out = Command::new(env!("CARGO_BIN_EXE_convnets"))
-        .arg("models")
-        .env("RUST_LOG", "convnets=debug,[")
-        .output()?;
-    let stdout = ok(&out)?;
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    let file = resnet18_file("rust-log")?;
+    let cache = hub_cache_with_resnet18(&file)?;
+    let chelsea = photo("chelsea.jpg");
+    let classify = |rust_log: Option<&str>| -> Result<(String, String)> {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_convnets"));
+        cmd.arg("classify")
+            .arg(&chelsea)
+            .args(["--model", "resnet18.tv_in1k", "--top", "1"])
+            .env("HF_HUB_CACHE", &cache)
+            .env("HF_HUB_OFFLINE", "1")
+            .env_remove("RUST_LOG");
+        if let Some(filter) = rust_log {
+            cmd.env("RUST_LOG", filter);
+        }
+        let out = cmd.output()?;
+        let stdout = ok(&out)?;
+        Ok((stdout, String::from_utf8_lossy(&out.stderr).into_owned()))
+    };
+    let verified = |stderr: &str| {
+        stderr
+            .lines()
+            .any(|l| l.contains("DEBUG") && l.contains("weights verified") && l.contains("HubEtag"))
+    };
+
+    let (debug_out, debug_err) = classify(Some("convnets=debug"))?;
+    assert!(verified(&debug_err), "{debug_err}");
+    let (off_out, off_err) = classify(Some("off"))?;
+    assert!(off_err.is_empty(), "{off_err}");
+    let (default_out, default_err) = classify(None)?;
+    assert!(!verified(&default_err), "{default_err}");
+    // The filter changes the logs only.
+    assert!(debug_out.contains("chelsea.jpg"), "{debug_out}");
+    assert_eq!(debug_out, off_out);
+    assert_eq!(debug_out, default_out);
+
+    // Lossy: the bad directive is reported on stderr, the good one still applies.
+    let (_, stderr) = classify(Some("convnets=debug,["))?;
     assert!(stderr.contains("invalid filter directive"), "{stderr}");
-    assert!(stdout.contains("resnet50.tv_in1k"), "{stdout}");
+    assert!(verified(&stderr), "{stderr}");
+    let _ = std::fs::remove_dir_all(&cache);
+    let _ = std::fs::remove_file(&file);
     Ok(())
 }

@@ -531,9 +531,9 @@ impl Ran<'_> {
 
     fn describe(&self) -> String {
         match *self {
-            Ran::FullImage => report::describe(&Measure::FullImage),
-            Ran::SingleCrop => report::describe(&Measure::SingleCrop),
-            Ran::TenCrop => report::describe(&Measure::TenCrop),
+            Ran::FullImage => Measure::FullImage.to_string(),
+            Ran::SingleCrop => Measure::SingleCrop.to_string(),
+            Ran::TenCrop => Measure::TenCrop.to_string(),
             Ran::Dense(scales) => {
                 let s: Vec<String> = scales.iter().map(usize::to_string).collect();
                 format!("dense + flip, scales {}", s.join("/"))

@@ -5,6 +5,8 @@ use std::path::PathBuf;
 use anyhow::{Context, Result, bail, ensure};
 use lexopt::prelude::*;
 
+use crate::args::positive;
+
 pub const USAGE: &str = "\
 usage: cargo xtask reproduce <WHAT> [options]
 
@@ -120,13 +122,6 @@ fn value(parser: &mut lexopt::Parser, name: &str) -> Result<String> {
         .map_err(|e| anyhow::anyhow!("--{name}: {e}"))
 }
 
-fn positive(value: &str, option: &str) -> Result<usize> {
-    match value.parse::<usize>() {
-        Ok(n) if n > 0 => Ok(n),
-        _ => bail!("{option}: `{value}` is not a positive whole number"),
-    }
-}
-
 /// Three per-channel numbers, `R,G,B`, each finite.
 fn channels(value: &str, option: &str) -> Result<[f32; 3]> {
     let parts: Vec<&str> = value.split(',').map(str::trim).collect();
@@ -210,19 +205,19 @@ impl Options {
                     let v = value(&mut parser, "scales")?;
                     o.scales = Some(
                         v.split(',')
-                            .map(|s| positive(s.trim(), "--scales"))
+                            .map(|s| positive("--scales", s.trim()))
                             .collect::<Result<_>>()?,
                     );
                 }
                 Long("limit") => {
-                    o.limit = Some(positive(&value(&mut parser, "limit")?, "--limit")?)
+                    o.limit = Some(positive("--limit", &value(&mut parser, "limit")?)?)
                 }
                 Long("skip-unreadable") => o.skip_unreadable = true,
                 Long("batch-size") => {
-                    o.batch_size = positive(&value(&mut parser, "batch-size")?, "--batch-size")?
+                    o.batch_size = positive("--batch-size", &value(&mut parser, "batch-size")?)?
                 }
                 Long("threads") => {
-                    o.threads = Some(positive(&value(&mut parser, "threads")?, "--threads")?)
+                    o.threads = Some(positive("--threads", &value(&mut parser, "threads")?)?)
                 }
                 Long("cifar10") => o.cifar10 = Some(value(&mut parser, "cifar10")?.into()),
                 Long("weights") => o.weights = Some(value(&mut parser, "weights")?.into()),
@@ -242,14 +237,14 @@ impl Options {
                 Long("train") => o.train = true,
                 Long("train-epochs") => {
                     o.train_epochs = Some(positive(
-                        &value(&mut parser, "train-epochs")?,
                         "--train-epochs",
+                        &value(&mut parser, "train-epochs")?,
                     )?)
                 }
                 Long("train-limit") => {
                     o.train_limit = Some(positive(
-                        &value(&mut parser, "train-limit")?,
                         "--train-limit",
+                        &value(&mut parser, "train-limit")?,
                     )?)
                 }
                 Value(v) if what.is_none() => what = Some(v.string()?),

@@ -5,7 +5,7 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
-use convnets::core::spec::{Accuracy, EvalTransform, Interpolation, Protocol, Resize};
+use convnets::core::spec::{Accuracy, EvalTransform, Interpolation, Resize};
 use serde::Serialize;
 
 /// Whether a row was measured here or is a published number alone.
@@ -118,7 +118,7 @@ impl Row {
             arch,
             label,
             accuracy.dataset,
-            describe(&accuracy.protocol),
+            accuracy.protocol.to_string(),
         );
         row.reference = Some(Reference {
             top1: accuracy.top1,
@@ -155,21 +155,6 @@ impl Row {
             }
             .to_string(),
         );
-    }
-}
-
-/// A protocol in words.
-pub fn describe(p: &Protocol) -> String {
-    let scales = |s: &[usize]| s.iter().map(usize::to_string).collect::<Vec<_>>().join("/");
-    match p {
-        Protocol::SingleCrop => "single crop".into(),
-        Protocol::TenCrop => "10-crop".into(),
-        Protocol::MultiCrop { crops } => format!("{crops} crops"),
-        Protocol::Dense { scales: s } => format!("dense, scales {}", scales(s)),
-        Protocol::DenseAndMultiCrop { scales: s } => {
-            format!("dense + multi-crop, scales {}", scales(s))
-        }
-        Protocol::FullImage => "full image".into(),
     }
 }
 
@@ -484,7 +469,7 @@ mod tests {
             model,
             "",
             "imagenet-1k val",
-            describe(&Protocol::SingleCrop),
+            Protocol::SingleCrop.to_string(),
         );
         row.top1 = Some(top1);
         row.top5 = Some(90.0);

@@ -1,7 +1,6 @@
 //! `convnets`: classify images with any pretrained model of the zoo, list the models, and
 //! inspect checkpoint files.
 
-use std::io::IsTerminal as _;
 use std::process::ExitCode;
 
 mod classify;
@@ -35,7 +34,7 @@ fn main() -> ExitCode {
     unsafe {
         convnets_core::runtime::configure_cpu_process()
     };
-    init_logging();
+    convnets::cli::init_logging("warn,convnets=info");
     let args: Vec<String> = std::env::args().skip(1).collect();
     let result = match args.first().map(String::as_str) {
         Some("classify") => classify::run(&args[1..]),
@@ -66,22 +65,6 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
-}
-
-/// `tracing` events to stderr: by default the convnets crates' at `info` and up, everything
-/// else's warnings; `RUST_LOG` replaces that (`RUST_LOG=convnets=debug` also shows which
-/// checksum verified each weights file). A directive's target matches by prefix, so
-/// `convnets` covers every `convnets_*` crate.
-fn init_logging() {
-    let directives = std::env::var("RUST_LOG").unwrap_or_else(|_| "warn,convnets=info".into());
-    // Lossy: a mistyped directive is reported on stderr and skipped, not fatal.
-    let filter = tracing_subscriber::EnvFilter::builder().parse_lossy(directives);
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .with_target(false)
-        .init();
 }
 
 /// The value of an option, as a string.

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::io::Write;
 
 use anyhow::{Result, bail};
-use convnets::core::spec::{Protocol, Resize, WeightSource};
+use convnets::core::spec::{Resize, WeightSource};
 use convnets::{ARCHITECTURES, Family, Structure, architecture, paper_results, weights};
 
 pub fn run(args: &[String]) -> Result<()> {
@@ -109,7 +109,7 @@ pub fn run(args: &[String]) -> Result<()> {
             r.arch,
             r.label,
             a.dataset,
-            protocol(&a.protocol),
+            a.protocol,
             fmt(a.top1),
             fmt(a.top5),
             a.source
@@ -124,21 +124,6 @@ pub fn run(args: &[String]) -> Result<()> {
         paper_results().count()
     )?;
     Ok(())
-}
-
-/// How a published number was measured, in words.
-fn protocol(p: &Protocol) -> String {
-    let scales = |s: &[usize]| s.iter().map(usize::to_string).collect::<Vec<_>>().join("/");
-    match p {
-        Protocol::SingleCrop => "single crop".into(),
-        Protocol::TenCrop => "10-crop".into(),
-        Protocol::MultiCrop { crops } => format!("{crops} crops"),
-        Protocol::Dense { scales: s } => format!("dense, scales {}", scales(s)),
-        Protocol::DenseAndMultiCrop { scales: s } => {
-            format!("dense + multi-crop, scales {}", scales(s))
-        }
-        Protocol::FullImage => "full image".into(),
-    }
 }
 
 fn thousands(n: usize) -> String {

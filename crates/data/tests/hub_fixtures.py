@@ -11,7 +11,7 @@ pyarrow as `datasets` does. A few rows each, so the files stay small:
 - broken/: files with the right columns and a bad row each (a label out of range, an image
   of the wrong size, bytes that are no image), for the loaders' bad-file tests.
 
-    /work/venv/bin/python crates/data/tests/hub_fixtures.py
+    ../venv/bin/python crates/data/tests/hub_fixtures.py
 """
 
 import gzip

@@ -324,6 +324,15 @@ mod tests {
     }
 
     #[test]
+    fn a_lrn_normalises_with_alexnets_constants() {
+        // Krizhevsky et al.'s n 5, α 1e-4 on the plain sum, β 0.75, k 2 as (size, alpha on
+        // the mean, beta, k). Pinned because parity, on unit activations, barely sees alpha
+        // (convnets-alexnet's `the_lrn_constants_are_the_papers_and_caffes`).
+        assert_eq!(LRN, (5, 5e-4, 0.75, 2.0));
+        assert_eq!(VggConfig::a_lrn().layers[..3], [Conv3(64), Lrn, MaxPool]);
+    }
+
+    #[test]
     fn parameter_counts() {
         // torchvision's meta for A, B, D, E with and without BatchNorm; Table 2 of the paper
         // gives 133, 133, 134, 138, 144 millions for A/A-LRN, B, C, D, E.

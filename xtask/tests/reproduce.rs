@@ -158,7 +158,7 @@ fn resnet18_from_a_local_hub_on_real_photographs() -> Result<()> {
     );
     assert!(stdout.contains("| 69.758 | 89.078 |"), "{stdout}");
     assert!(stdout.contains("| 11,689,512 | 1.814 | 3×224×224 | 0.875 (256) | bilinear |"));
-    assert!(stdout.contains("resnet18: ResNet-18, option A shortcuts, 10-crop (paper)"));
+    assert!(stdout.contains("resnet18: ResNet-18, option A shortcuts, 10-crop (published)"));
     assert!(stdout.contains("Partial run: 5 of the imagenet-1k val images"));
 
     // Not `with_extension`: the stem has a dot.
@@ -428,7 +428,7 @@ fn lenet_with_the_shipped_weights_beside_lecun_1998() -> Result<()> {
     let papers: Vec<_> = convnets::Family::LeNet.paper_results().collect();
     assert!(!papers.is_empty());
     for r in papers {
-        let rows = table_rows(&stdout, &format!("{}: {} (paper)", r.arch, r.label));
+        let rows = table_rows(&stdout, &format!("{}: {} (published)", r.arch, r.label));
         let [row] = &rows[..] else {
             panic!("one row for {}: {stdout}", r.label)
         };
@@ -536,7 +536,7 @@ fn families_without_weights_give_their_published_rows() -> Result<()> {
         let papers: Vec<_> = family.paper_results().collect();
         assert!(!papers.is_empty());
         for r in &papers {
-            let rows = table_rows(&stdout, &format!("{}: {} (paper)", r.arch, r.label));
+            let rows = table_rows(&stdout, &format!("{}: {} (published)", r.arch, r.label));
             let [row] = &rows[..] else {
                 panic!("one row for {}: {stdout}", r.label)
             };

@@ -263,8 +263,9 @@ impl WeightSpec {
     }
 }
 
-/// A result a paper reports for an architecture, with no downloadable weights behind it:
-/// printed beside the measured rows of `cargo xtask reproduce` as the historical reference.
+/// A result published for an architecture, with no downloadable weights behind it: a paper's,
+/// or for Caffe's reference models the model zoo's readme (`source` says which). Printed
+/// beside the measured rows of `cargo xtask reproduce` as the historical reference.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
 pub struct PaperResult {
     /// Architecture name as the zoo knows it (`vgg16`, `googlenet_paper`, ...).

@@ -50,7 +50,7 @@ impl From<convnets::data::loader::Skipped> for Skipped {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Row {
     pub kind: Kind,
-    /// Weights id (measured) or architecture (paper).
+    /// Weights id (measured) or architecture (published).
     pub model: String,
     /// What the row is: the paper's label, or how the weights were obtained.
     pub label: String,
@@ -205,7 +205,7 @@ fn cells(row: &Row) -> [String; 16] {
     let model = match row.kind {
         Kind::Measured if row.other_weights => format!("`{}`, {}", row.model, row.label),
         Kind::Measured => format!("`{}`", row.model),
-        Kind::Paper => format!("{}: {} (paper)", row.model, row.label),
+        Kind::Paper => format!("{}: {} (published)", row.model, row.label),
     };
     [
         model,

@@ -92,8 +92,9 @@ pub fn run(args: &[String]) -> Result<()> {
 
     writeln!(
         out,
-        "\n# Published results\n\nThe papers' own numbers for each architecture, with or \
-         without weights here (`cargo xtask reproduce` sets them beside its measurements).\n"
+        "\n# Published results\n\nThe published numbers for each architecture, its paper's (or \
+         for `bvlc_alexnet` BVLC's model zoo readme), with or without weights here (`cargo \
+         xtask reproduce` sets them beside its measurements).\n"
     )?;
     writeln!(
         out,

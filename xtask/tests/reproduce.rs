@@ -747,7 +747,7 @@ fn a_users_cifar_resnet_checkpoint_on_a_cifar10_batch() -> Result<()> {
 }
 
 #[test]
-fn options_for_data_the_selection_does_not_read_are_refused() {
+fn options_the_selection_does_not_use_are_refused() {
     let run = reproduce(&["lenet", "--cifar10", "cifar-10-batches-bin"], &[], None);
     let err = text(&run.stderr);
     assert!(!run.status.success());
@@ -756,4 +756,9 @@ fn options_for_data_the_selection_does_not_read_are_refused() {
     let err = text(&run.stderr);
     assert!(!run.status.success());
     assert!(err.contains("is an ImageNet protocol"), "{err}");
+    // Nothing to retrain: refused before anything is fetched or printed.
+    let run = reproduce(&["zfnet", "--train"], &[], None);
+    let err = text(&run.stderr);
+    assert!(!run.status.success());
+    assert!(err.contains("has no LeNet-5 weights to retrain"), "{err}");
 }

@@ -253,9 +253,21 @@ impl Plan {
         Ok(())
     }
 
-    /// Options for a dataset the selection does not evaluate are a mistake (a mistyped
-    /// selection, a forgotten `--weights`), not something to ignore silently.
+    /// Options the selection does not use (a dataset it does not evaluate, retraining with
+    /// nothing to retrain) are a mistake (a mistyped selection, a forgotten `--weights`), not
+    /// something to ignore silently.
     fn check_options_apply(&self, opts: &Options) -> Result<()> {
+        // --train-epochs and --train-limit are refused without --train when parsed.
+        ensure!(
+            !opts.train
+                || self
+                    .targets
+                    .iter()
+                    .any(|s| architecture(s.arch).is_ok_and(|a| a.family == Family::LeNet)),
+            "--train retrains LeNet-5 (`reproduce lenet --train`), and `{}` has no LeNet-5 \
+             weights to retrain",
+            opts.what
+        );
         ensure!(
             opts.cifar10.is_none() || self.needs(Dataset::Cifar10),
             "--cifar10 is the test set of a CIFAR architecture's checkpoint (`reproduce \
@@ -993,7 +1005,7 @@ mod tests {
     }
 
     #[test]
-    fn options_for_a_dataset_the_selection_lacks_are_refused() -> Result<()> {
+    fn options_the_selection_does_not_use_are_refused() -> Result<()> {
         let opts = |args: &[&str]| -> Result<Options> {
             let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
             Options::parse(&args)?.context("options")
@@ -1024,6 +1036,20 @@ mod tests {
         // `all` has ImageNet rows for it; a plain run of anything passes.
         Plan::new("all")?.check_options_apply(&skip)?;
         Plan::new("lenet")?.check_options_apply(&opts(&["lenet"])?)?;
+
+        let train = opts(&["lenet", "--train", "--train-epochs", "1"])?;
+        for what in ["zfnet", "resnet"] {
+            let err = Plan::new(what)?
+                .check_options_apply(&train)
+                .unwrap_err()
+                .to_string();
+            assert!(
+                err.contains("has no LeNet-5 weights to retrain"),
+                "{what}: {err}"
+            );
+        }
+        Plan::new("lenet")?.check_options_apply(&train)?;
+        Plan::new("all")?.check_options_apply(&train)?;
         Ok(())
     }
 }

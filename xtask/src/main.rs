@@ -61,14 +61,15 @@ fn main() -> ExitCode {
 
 /// What a failed task prints, and its exit status. A run stopped by Ctrl-C has written its
 /// checkpoint and its message says how to resume; 130 is what a shell reports for a command
-/// ended by SIGINT, so scripts can tell it from a failure. `{:#}` keeps the whole chain, so
-/// context a caller adds cannot hide the resume command.
+/// ended by SIGINT, so scripts can tell it from a failure. The message keeps the whole
+/// chain, so context a caller adds cannot hide the resume command.
 fn failure(err: &anyhow::Error) -> (String, u8) {
+    let message = convnets::cli::message(err);
     // `is` sees through `.context(..)`.
     if err.is::<train::Interrupted>() {
-        (format!("{err:#}"), 130)
+        (message, 130)
     } else {
-        (format!("error: {err:#}"), 1)
+        (format!("error: {message}"), 1)
     }
 }
 

@@ -224,9 +224,12 @@ impl Plan {
              --cifar10 PATH --weights FILE` (with the architecture's name, and --mean/--std if \
              FILE was not trained on CIFAR-10's own statistics)"
         } else {
-            "convert a checkpoint (Caffe's, or one you trained) to safetensors in torchvision's \
-             names, load it with `convnets::Model::from_file` and evaluate it with \
-             `convnets classify` or on ImageNet"
+            "convert a checkpoint (Caffe's, or one you trained) to safetensors in the zoo's \
+             names (`convnets inspect FILE` says which architectures it fits), build it in \
+             Rust with `convnets::Model::new` on the checkpoint's tensors and evaluate it \
+             with `convnets::data`'s ImageNet loader: `reproduce` and `convnets classify` \
+             take a file of one's own only in place of a weights id's, or for a CIFAR \
+             architecture"
         };
         format!(
             "No pretrained weights for `{what}` are in the zoo, so nothing was measured: the \
@@ -961,9 +964,12 @@ mod tests {
         assert!(zf.papers.iter().any(|r| r.arch == "zfnet"
             && r.accuracy.top1 == Some(61.6)
             && r.accuracy.source.starts_with("Zeiler, Fergus 2014")));
+        let note = zf.nothing_to_measure("zfnet");
+        assert!(note.contains("No pretrained weights"), "{note}");
+        // `reproduce zfnet --weights FILE` is refused: the note sends the user elsewhere.
         assert!(
-            zf.nothing_to_measure("zfnet")
-                .contains("No pretrained weights")
+            !note.contains("--weights") && note.contains("convnets::Model::new"),
+            "{note}"
         );
         let cifar = Plan::new("resnet-cifar")?;
         assert!(cifar.targets.is_empty());

@@ -43,7 +43,9 @@ options:
                         ten-crop: corners and centre, and mirrored (Krizhevsky 2012);
                         multi-scale: dense evaluation over several shorter sides and
                         the mirror image (Simonyan & Zisserman 2015, He et al. 2015);
-                        MNIST and CIFAR nets see their whole image under any
+                        ten-crop and multi-scale are for ImageNet: in a selection
+                        with ImageNet weights (`all`) MNIST and CIFAR nets see their
+                        whole image; a selection of them alone takes single only
   --scales A,B,...      multi-scale: the shorter sides (default: the paper's)
   --limit N             evaluate N images spread evenly over the set; the table says
                         the run is partial

@@ -280,11 +280,12 @@ impl Report {
         let r = &self.run;
         let _ = write!(
             out,
-            "\n{}, {}; device {}, {} threads, batch {}; convnets {}{}.",
+            "\n{}, {}; device {}, {} thread{}, batch {}; convnets {}{}.",
             r.date,
             r.machine,
             r.device,
             r.threads,
+            if r.threads == 1 { "" } else { "s" },
             r.batch_size,
             r.convnets,
             opt(r.commit.as_ref(), |c| format!(" ({c})")),
@@ -561,6 +562,14 @@ mod tests {
                 Some("true")
             ]
         );
+    }
+
+    #[test]
+    fn the_footer_counts_threads() {
+        let mut r = report(Vec::new());
+        assert!(r.markdown().contains("device cpu, 2 threads, batch 32"));
+        r.run.threads = 1;
+        assert!(r.markdown().contains("device cpu, 1 thread, batch 32"));
     }
 
     #[test]

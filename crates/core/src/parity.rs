@@ -208,3 +208,114 @@ pub fn top_k(values: &[f32], k: usize) -> Vec<usize> {
     idx.truncate(k);
     idx
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Two inputs, eight classes, max |ref| 20, so the tolerance is `20 · TOLERANCE`. In row
+    /// 0 ranks 4 and 5 (classes 0 and 3) are closer than the tolerance, so swapping them is
+    /// invisible to the error bound and only the top-5 comparison can catch it.
+    const FIXTURE: &str = r#"{
+        "arch": "tiny",
+        "reference": "hand-written",
+        "generator": 1,
+        "tensors": [{"name": "fc.weight", "shape": [8, 4], "lo": -1, "hi": 1}],
+        "inputs": [
+            {"name": "input0", "shape": [1, 4], "lo": 0, "hi": 1},
+            {"name": "input1", "shape": [1, 4], "lo": 0, "hi": 1}
+        ],
+        "logits": [
+            [3.0, -20.0, 7.5, 2.9995, 12.0, -4.0, 9.0, 0.5],
+            [-1.0, 4.0, 0.25, -8.0, 6.5, 2.0, -3.5, 5.0]
+        ]
+    }"#;
+
+    fn fixture() -> Fixture {
+        serde_json::from_str(FIXTURE).expect("the fixture literal parses")
+    }
+
+    fn tolerance() -> f64 {
+        TOLERANCE * 20.0
+    }
+
+    /// The reference logits with `edit` applied, as the `[2, 8]` tensor a model returns.
+    fn logits(edit: impl FnOnce(&mut Vec<Vec<f32>>)) -> Tensor {
+        let mut rows = fixture().logits;
+        edit(&mut rows);
+        Tensor::new(rows, &Device::Cpu).expect("a [2, 8] tensor")
+    }
+
+    fn parity_failure(logits: &Tensor) -> String {
+        match fixture().check(logits) {
+            Err(Error::Parity(message)) => message,
+            other => panic!("expected a parity failure, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn the_reference_logits_pass() {
+        let report = fixture().check(&logits(|_| {})).unwrap();
+        assert_eq!(
+            report,
+            ParityReport {
+                max_abs_err: 0.0,
+                tolerance: tolerance(),
+                max_abs_ref: 20.0,
+            }
+        );
+    }
+
+    #[test]
+    fn an_error_within_the_tolerance_passes_and_beyond_it_fails() {
+        // Class 1 of row 0 is last, so moving it changes no top-5.
+        let shifted = |factor: f64| logits(|rows| rows[0][1] += (factor * tolerance()) as f32);
+        let report = fixture().check(&shifted(0.9)).unwrap();
+        // f32 spacing at 20 is ~2e-6: the error is 0.9 · tolerance to well within 1e-5.
+        assert!(
+            (report.max_abs_err - 0.9 * tolerance()).abs() < 1e-5,
+            "{report:?}"
+        );
+        let message = parity_failure(&shifted(1.1));
+        assert!(
+            message.starts_with("tiny: max abs error 2.19")
+                && message.ends_with("exceeds 2.000e-3 (max |ref| 20.000)"),
+            "{message}"
+        );
+    }
+
+    #[test]
+    fn swapped_ranks_four_and_five_fail_the_top_5() {
+        let swapped = logits(|rows| rows[0].swap(0, 3));
+        let message = parity_failure(&swapped);
+        assert_eq!(
+            message,
+            "tiny: input 0: top-5 [4, 6, 2, 3, 0], reference [4, 6, 2, 0, 3]"
+        );
+    }
+
+    #[test]
+    fn a_nan_logit_fails() {
+        // NaN with the sign bit set sorts last, so the top-5 is unchanged and only the error
+        // bound can catch it; a later finite error must not hide it.
+        let hidden = logits(|rows| {
+            rows[0][1] = -f32::NAN;
+            rows[1][3] += 1e-4;
+        });
+        let message = parity_failure(&hidden);
+        assert!(message.starts_with("tiny: max abs error NaN"), "{message}");
+        // A positive NaN sorts first, which the top-5 comparison catches.
+        let first = logits(|rows| rows[1][3] = f32::NAN);
+        let message = parity_failure(&first);
+        assert!(message.starts_with("tiny: input 1: top-5 [3,"), "{message}");
+    }
+
+    #[test]
+    fn logits_of_the_wrong_shape_fail() {
+        let short = Tensor::zeros((2, 7), DType::F32, &Device::Cpu).unwrap();
+        assert_eq!(
+            parity_failure(&short),
+            "tiny: logits have shape [2, 7], the reference [2, 8]"
+        );
+    }
+}

@@ -5,12 +5,16 @@
 //! The files are 512 JPEGs at ImageNet-like sizes (shorter side 333-375, longer ~500,
 //! quality 90, 4:2:0) cut from the fixture photographs and written under
 //! `target/bench-jpegs`. The transform is `EvalTransform::torchvision(256, 224)`, batches of
-//! 32. The Python side runs when `PYTHON` (default `/work/venv/bin/python`) exists.
+//! 32. The torchvision side runs only when `PYTHON` names a Python with torch and
+//! torchvision, e.g. the fixtures' venv (`PYTHON=../venv/bin/python`, see
+//! `tests/parity/README.md`); unset, the table says so and shows convnets-data alone.
 
+use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;
 
+use anyhow::Context;
 use convnets_core::spec::{EvalTransform, Interpolation};
 use convnets_data::decode::decode;
 use convnets_data::imagenet::ImageNetVal;
@@ -106,20 +110,32 @@ fn ours(dir: &Path, workers: usize) -> anyhow::Result<f64> {
     Ok(best)
 }
 
-fn torchvision(dir: &Path, workers: usize) -> Option<f64> {
-    let python = std::env::var("PYTHON").unwrap_or_else(|_| "/work/venv/bin/python".into());
-    if !Path::new(&python).exists() {
-        return None;
-    }
+/// Images per second of `benches/torchvision_throughput.py` run by `python`.
+fn torchvision(python: &OsStr, dir: &Path, workers: usize) -> anyhow::Result<f64> {
     let script = manifest_dir().join("benches/torchvision_throughput.py");
-    let out = Command::new(&python)
-        .arg(script)
+    let command = format!("{} {}", python.to_string_lossy(), script.display());
+    let out = Command::new(python)
+        .arg(&script)
         .arg(dir)
         .arg(workers.to_string())
         .output()
-        .ok()?;
+        .with_context(|| format!("running `{command}`"))?;
     let text = String::from_utf8_lossy(&out.stdout);
-    text.split_whitespace().nth(1)?.parse().ok()
+    anyhow::ensure!(
+        out.status.success(),
+        "`{command}` failed ({}): {}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr).trim()
+    );
+    text.split_whitespace()
+        .nth(1)
+        .and_then(|n| n.parse().ok())
+        .with_context(|| {
+            format!(
+                "`{command}` printed `{}`, not `images_per_s N`",
+                text.trim()
+            )
+        })
 }
 
 fn main() -> anyhow::Result<()> {
@@ -137,11 +153,15 @@ fn main() -> anyhow::Result<()> {
     let max = std::thread::available_parallelism()
         .map_or(2, |n| n.get())
         .min(4);
+    let python = std::env::var_os("PYTHON");
     for workers in 1..=max {
         let a = ours(&dir, workers)?;
-        match torchvision(&dir, workers) {
-            Some(b) => println!("{workers:>8} {a:>10.0} im/s {b:>18.0} im/s {:>6.2}x", a / b),
-            None => println!("{workers:>8} {a:>10.0} im/s {:>22}", "(no Python)"),
+        match &python {
+            Some(python) => {
+                let b = torchvision(python, &dir, workers)?;
+                println!("{workers:>8} {a:>10.0} im/s {b:>18.0} im/s {:>6.2}x", a / b);
+            }
+            None => println!("{workers:>8} {a:>10.0} im/s {:>22}", "(PYTHON unset)"),
         }
     }
     Ok(())

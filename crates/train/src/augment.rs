@@ -293,17 +293,38 @@ mod tests {
     }
 
     #[test]
-    fn random_crop_stays_inside_the_padded_image() {
-        let img = ramp(3, 32, 32);
+    fn random_crop_is_the_padded_image_cut_at_a_uniform_offset() {
+        // Values from 1, so that no pixel looks like padding and each crop has one offset.
+        let mut img = ramp(3, 32, 32);
+        img.data.iter_mut().for_each(|v| *v += 1.0);
+        let padded = img.pad(4);
+        let crop = Augment::RandomCrop {
+            size: 32,
+            padding: 4,
+        };
         let mut rng = Rng::derive(1, Stream::Augment, 0);
-        for _ in 0..50 {
-            let out = Augment::RandomCrop {
-                size: 32,
-                padding: 4,
-            }
-            .apply(&img, &mut rng);
-            assert_eq!((out.c, out.h, out.w), (3, 32, 32));
+        let (mut tops, mut lefts) = ([0; 9], [0; 9]);
+        for _ in 0..200 {
+            let out = crop.apply(&img, &mut rng);
+            let offsets: Vec<_> = (0..=8)
+                .flat_map(|t| (0..=8).map(move |l| (t, l)))
+                .filter(|&(t, l)| padded.crop(t, l, 32, 32) == out)
+                .collect();
+            let [(t, l)] = offsets[..] else {
+                panic!(
+                    "a crop of shape {:?} at offsets {offsets:?}",
+                    (out.c, out.h, out.w)
+                );
+            };
+            tops[t] += 1;
+            lefts[l] += 1;
         }
+        // Every offset of 0..=8, the edges included, turns up in 200 draws (for one missing,
+        // (8/9)^200 ≈ 6e-11, and the seed is fixed).
+        assert!(
+            tops.iter().chain(&lefts).all(|&n| n > 0),
+            "{tops:?} {lefts:?}"
+        );
     }
 
     #[test]

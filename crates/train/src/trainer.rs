@@ -187,11 +187,12 @@ pub fn train<M: Classifier + ?Sized>(
         }
         tracing::info!(step, checkpoint = %ckpt_path.display(), "resuming");
     }
-    std::fs::write(
-        run.out_dir.join("config.json"),
-        serde_json::to_string_pretty(config).unwrap_or_default(),
-    )
-    .map_err(|e| Error::io(run.out_dir.join("config.json"), e))?;
+    // Atomic like the checkpoint and metrics, so an interrupted write never leaves a run
+    // folder with a truncated config beside a whole checkpoint.
+    let config_path = run.out_dir.join("config.json");
+    let pretty = serde_json::to_string_pretty(config)
+        .map_err(|e| Error::Msg(format!("{}: {e}", config_path.display())))?;
+    state::write_atomic(&config_path, pretty.as_bytes())?;
 
     let n = train.len();
     let steps_per_epoch = config.steps_per_epoch(n);

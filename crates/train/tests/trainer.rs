@@ -183,6 +183,9 @@ fn it_learns_and_the_same_seed_gives_the_same_bits() -> Result<()> {
     ] {
         assert!(a.join(f).exists(), "{f}");
     }
+    let written: TrainConfig =
+        serde_json::from_str(&std::fs::read_to_string(a.join("config.json"))?)?;
+    assert_eq!(written, cfg);
     Ok(())
 }
 

@@ -1,8 +1,11 @@
-//! Weights fetched from a local server that answers as the Hugging Face Hub and as
-//! torchvision's download site do (`convnets_workspace_tests::hub`): downloaded into the
+//! Weights and datasets fetched from a local server that answers as the Hugging Face Hub and
+//! as torchvision's download site do (`convnets_workspace_tests::hub`): downloaded into the
 //! cache, checked against their sha256 before use, loaded strictly, and giving PyTorch's
 //! logits; a corrupted download refused and not kept; an interrupted one resumed; a gated
-//! file fetched with a token; offline, a missing file explained.
+//! file fetched with a token; offline, a missing file explained. Datasets (convnets-data's
+//! `hub` feature, which the zoo's turns on) land in the cache in huggingface_hub's layout,
+//! read as the committed parquet fixtures are, and are read from there afterwards without
+//! the server.
 
 use std::path::{Path, PathBuf};
 
@@ -12,7 +15,10 @@ use candle_nn::ModuleT;
 use convnets::{Check, Error, Fetcher, Model};
 use convnets_core::parity::Fixture;
 use convnets_core::spec::{EvalTransform, WeightSource, WeightSpec};
-use convnets_workspace_tests::hub::{Fault, HubServer, Served, sha256_hex};
+use convnets_data::cifar::Cifar;
+use convnets_data::hub::HubCache;
+use convnets_data::mnist::{FASHION_MNIST_HUB_FILES, FASHION_MNIST_HUB_REPO, FashionMnist};
+use convnets_workspace_tests::hub::{COMMIT, Fault, HubServer, Served, sha256_hex};
 use convnets_workspace_tests::root;
 
 /// The CIFAR ResNet-20 that PyTorch saved, both ways, with the logits PyTorch computed.
@@ -281,5 +287,102 @@ fn a_corrupted_pth_is_refused_and_deleted() -> Result<()> {
         "{err}"
     );
     assert!(files_under(&dir.join("torch")).is_empty());
+    Ok(())
+}
+
+/// convnets-data's parquet fixtures (`crates/data/tests/hub_fixtures.py`), in folders laid out
+/// as the Hub's dataset repositories.
+fn data_fixture(path: &str) -> PathBuf {
+    root().join("crates/data/tests/fixtures/hub").join(path)
+}
+
+/// Serves the dataset repository `repo`: each of its `files` with the fixture's bytes.
+fn serve_dataset(repo: &str, files: &[(&str, PathBuf)]) -> Result<HubServer> {
+    let served = files
+        .iter()
+        .map(|(file, fixture)| Ok(Served::dataset(repo, file, std::fs::read(fixture)?)))
+        .collect::<Result<_>>()?;
+    Ok(HubServer::start(served))
+}
+
+/// Checks that `file` of the dataset `repo` is in the cache `hub` where huggingface_hub looks
+/// for it: `refs/main` names the served commit, whose snapshot entry links to the blob named
+/// by the file's ETag (its sha256), holding the fixture's bytes.
+fn assert_cached(hub: &Path, repo: &str, file: &str, fixture: &Path) -> Result<()> {
+    let folder = hub.join(format!("datasets--{}", repo.replace('/', "--")));
+    assert_eq!(std::fs::read_to_string(folder.join("refs/main"))?, COMMIT);
+    let snapshot = folder.join("snapshots").join(COMMIT).join(file);
+    let bytes = std::fs::read(fixture)?;
+    let blob = std::fs::canonicalize(&snapshot)
+        .with_context(|| format!("{} is not in the cache", snapshot.display()))?;
+    assert!(
+        blob.ends_with(format!("blobs/{}", sha256_hex(&bytes))),
+        "{blob:?}"
+    );
+    assert!(
+        std::fs::read(&snapshot)? == bytes,
+        "{snapshot:?} differs from {fixture:?}"
+    );
+    Ok(())
+}
+
+#[test]
+fn fashion_mnist_is_downloaded_into_the_hub_cache_and_read_from_it() -> Result<()> {
+    let repo = FASHION_MNIST_HUB_REPO;
+    let files = FASHION_MNIST_HUB_FILES.map(|file| (file, data_fixture(file)));
+    let server = serve_dataset(repo, &files)?;
+    let dir = scratch("fashion-mnist");
+    let cache = HubCache::new(dir.join("hub")).with_endpoint(server.url());
+
+    // What `FashionMnist::resolve(None)` reads when Debian's copy is not installed.
+    let fm = FashionMnist::from_hub(&cache)?;
+    for (file, fixture) in &files {
+        assert_cached(cache.path(), repo, file, fixture)?;
+    }
+    // The fixture's rows: the first 5 training and 3 test images of Fashion-MNIST.
+    let committed = FashionMnist::from_parquet_dir(&data_fixture(""))?;
+    assert_eq!((fm.train.count, fm.train.rows, fm.train.cols), (5, 28, 28));
+    assert_eq!((fm.test.count, fm.test.rows, fm.test.cols), (3, 28, 28));
+    assert_eq!(fm.train.labels, [9, 0, 0, 3, 0]);
+    assert_eq!(fm.test.labels, [9, 2, 1]);
+    assert!(fm.train.images == committed.train.images);
+    assert!(fm.test.images == committed.test.images);
+
+    // Cached: read again without a request, then with the server gone.
+    let requests = server.requests().len();
+    let again = FashionMnist::from_hub(&cache)?;
+    assert_eq!(server.requests().len(), requests);
+    drop(server);
+    let serverless = FashionMnist::from_hub(&cache)?;
+    for split in [&again.train, &serverless.train] {
+        assert!(split.images == fm.train.images && split.labels == fm.train.labels);
+    }
+    Ok(())
+}
+
+#[test]
+fn cifar10_without_a_path_is_downloaded_into_the_hub_cache_and_read_from_it() -> Result<()> {
+    let (repo, file) = Cifar::Ten.hub_file(false);
+    let fixture = data_fixture(&format!("cifar10/{file}"));
+    let server = serve_dataset(repo, &[(file, fixture.clone())])?;
+    let dir = scratch("cifar10");
+    let cache = HubCache::new(dir.join("hub")).with_endpoint(server.url());
+
+    let split = Cifar::Ten.resolve_in(None, false, &cache)?;
+    assert_cached(cache.path(), repo, file, &fixture)?;
+    // The fixture's rows: 32x32 thumbnails of four photographs, labelled 3, 1, 4, 1.
+    let thumbnails = std::fs::read(data_fixture("cifar_thumbnails_chw.u8"))?;
+    assert_eq!(split.labels, [3, 1, 4, 1]);
+    assert!(split.images == thumbnails);
+
+    // Cached: read again without a request, then with the server gone.
+    let requests = server.requests().len();
+    let again = Cifar::Ten.resolve_in(None, false, &cache)?;
+    assert_eq!(server.requests().len(), requests);
+    drop(server);
+    let serverless = Cifar::Ten.resolve_in(None, false, &cache)?;
+    for split in [&again, &serverless] {
+        assert!(split.images == thumbnails && split.labels == [3, 1, 4, 1]);
+    }
     Ok(())
 }

@@ -1,7 +1,8 @@
-//! A local HTTP server that answers as the Hugging Face Hub's `resolve` endpoint does (and as
-//! a plain file server, for torchvision's URLs), so that downloads are tested without the
-//! internet: ETag and `X-Repo-Commit` headers, range requests, and faults on demand (a
-//! corrupted body, a connection cut in the middle, a gated file).
+//! A local HTTP server that answers as the Hugging Face Hub's `resolve` endpoint does, for
+//! model and dataset repositories (and as a plain file server, for torchvision's URLs), so
+//! that downloads are tested without the internet: ETag and `X-Repo-Commit` headers, range
+//! requests, and faults on demand (a corrupted body, a connection cut in the middle, a gated
+//! file).
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -43,6 +44,12 @@ impl Served {
     /// A file of a hub repository at `main`.
     pub fn hub(repo: &str, file: &str, bytes: Vec<u8>) -> Self {
         Self::at(&format!("/{repo}/resolve/main/{file}"), bytes)
+    }
+
+    /// A file of a hub dataset repository at `main`, which the Hub serves under
+    /// `/datasets/`.
+    pub fn dataset(repo: &str, file: &str, bytes: Vec<u8>) -> Self {
+        Self::at(&format!("/datasets/{repo}/resolve/main/{file}"), bytes)
     }
 
     /// A file at `path`.

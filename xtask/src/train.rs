@@ -210,12 +210,6 @@ pub fn lenet_dataset(split: &Split) -> Result<InMemory> {
     .with_padding(pad))
 }
 
-/// `n` examples of `split` spread evenly over it (every class present, as the splits are
-/// not sorted by label), or all of it.
-fn evenly_spaced(split: &Split, n: Option<usize>) -> Split {
-    n.map_or_else(|| split.clone(), |n| split.evenly_spaced(n))
-}
-
 fn load_data(o: &Options) -> Result<MnistData> {
     if o.fashion {
         Ok(FashionMnist::resolve(o.fashion_dir.as_deref())?)
@@ -435,7 +429,10 @@ pub fn lenet5(args: &[String]) -> Result<Outcome> {
         );
     }
     let data = load_data(&o)?;
-    let train_split = evenly_spaced(&data.train, o.limit);
+    // `--limit` digits spread evenly (every class present: the split is not sorted by label).
+    let train_split = o
+        .limit
+        .map_or_else(|| data.train.clone(), |n| data.train.evenly_spaced(n));
     let train_set = lenet_dataset(&train_split)?;
     let test_set = lenet_dataset(&data.test)?;
     let mut config = train_config(&o, train_split.count);

@@ -19,6 +19,17 @@ pub struct HubCache {
     offline: bool,
 }
 
+/// Whether `HF_HUB_OFFLINE` turns downloads off, as `huggingface_hub` reads it: `1`,
+/// `true`, `yes` or `on`, in any case.
+pub fn offline_from_env() -> bool {
+    std::env::var("HF_HUB_OFFLINE").is_ok_and(|v| {
+        matches!(
+            v.trim().to_ascii_lowercase().as_str(),
+            "1" | "true" | "yes" | "on"
+        )
+    })
+}
+
 impl HubCache {
     /// The cache at `path` (the folder holding `datasets--*`), downloading from
     /// huggingface.co.
@@ -34,14 +45,10 @@ impl HubCache {
     /// default; downloading from `HF_ENDPOINT` when it is set, and not at all under
     /// `HF_HUB_OFFLINE=1`, as `huggingface_hub` does.
     pub fn from_env() -> Self {
-        let offline = std::env::var("HF_HUB_OFFLINE").is_ok_and(|v| {
-            let v = v.trim().to_ascii_lowercase();
-            matches!(v.as_str(), "1" | "true" | "yes" | "on")
-        });
         Self {
             cache: Cache::from_env(),
             endpoint: std::env::var("HF_ENDPOINT").ok().filter(|e| !e.is_empty()),
-            offline,
+            offline: offline_from_env(),
         }
     }
 

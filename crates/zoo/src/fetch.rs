@@ -123,16 +123,10 @@ impl Fetcher {
                 .map(|t| t.trim().to_string())
                 .filter(|t| !t.is_empty())
         });
-        let offline = env("HF_HUB_OFFLINE").is_some_and(|v| {
-            matches!(
-                v.trim().to_ascii_lowercase().as_str(),
-                "1" | "true" | "yes" | "on"
-            )
-        });
         Self::new(hub_cache, torch_home.join("hub").join("checkpoints"))
             .with_endpoint(env("HF_ENDPOINT").unwrap_or_else(|| HF_DEFAULT_ENDPOINT.to_string()))
             .with_token(token)
-            .with_offline(offline)
+            .with_offline(convnets_data::hub::offline_from_env())
     }
 
     /// The same with another hub cache folder (the one holding `models--*`).
